@@ -1,0 +1,38 @@
+"""OverFeat (Sermanet et al., ICLR 2014) for Keras 3 and TensorFlow.
+
+`import overfeat_tf as of`; the public names are re-exported here.
+"""
+
+from overfeat_tf.architectures import (
+    ACCURATE,
+    FAST,
+    ConvLayer,
+    FullLayer,
+    Geometry,
+    OverFeatSpec,
+    multiply_adds,
+)
+from overfeat_tf.models import (
+    OverFeat,
+    dense,
+    feature_extractor,
+    overfeat_accurate,
+    overfeat_fast,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ACCURATE",
+    "FAST",
+    "ConvLayer",
+    "FullLayer",
+    "Geometry",
+    "OverFeat",
+    "OverFeatSpec",
+    "dense",
+    "feature_extractor",
+    "multiply_adds",
+    "overfeat_accurate",
+    "overfeat_fast",
+]

@@ -1,0 +1,393 @@
+"""The OverFeat networks as fully convolutional Keras functional models.
+
+Every fully connected layer is a convolution, so one model takes a training
+window or a whole image and returns a class-score map. `dense` gives the
+fine-stride twin that shares the weights; `feature_extractor` gives layers 1
+to the last pooling. Only Keras layers and `keras.ops`: the models build and
+run on the TensorFlow and JAX backends alike.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from overfeat_tf.architectures import (
+    ACCURATE,
+    FAST,
+    OverFeatSpec,
+    Stride,
+    check_stride,
+    scaled,
+)
+
+INITIALIZERS = ("he_normal", "paper")
+
+# Sermanet et al. (2014), section 3.1: "weights initialized randomly with
+# (mu, sigma) = (0, 1e-2)".
+_PAPER_INITIALIZER = {
+    "class_name": "RandomNormal",
+    "config": {"mean": 0.0, "stddev": 0.01},
+}
+
+
+@keras.saving.register_keras_serializable(package="overfeat_tf")
+class DilatedShare(keras.layers.Layer):
+    """Runs another Conv2D's kernel and bias with a dilation: no new weights.
+
+    The fine-stride twin uses it for the first fully connected layer, so the
+    twin and the trained model hold one set of weights that cannot drift.
+    """
+
+    def __init__(self, conv: keras.layers.Conv2D, dilation: int, **kwargs):
+        super().__init__(**kwargs)
+        self.conv = conv
+        self.dilation = dilation
+
+    def build(self, input_shape):
+        if not self.conv.built:
+            self.conv.build(input_shape)
+
+    def call(self, inputs):
+        outputs = keras.ops.conv(
+            inputs,
+            self.conv.kernel,
+            padding="valid",
+            dilation_rate=self.dilation,
+        )
+        return self.conv.activation(outputs + self.conv.bias)
+
+    def compute_output_spec(self, inputs):
+        extent = self.dilation * (self.conv.kernel_size[0] - 1) + 1
+        batch, h, w, _ = inputs.shape
+        h = None if h is None else h - extent + 1
+        w = None if w is None else w - extent + 1
+        return keras.KerasTensor((batch, h, w, self.conv.filters), self.compute_dtype)
+
+    def get_config(self):
+        config = super().get_config()
+        config["conv"] = keras.saving.serialize_keras_object(self.conv)
+        config["dilation"] = self.dilation
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config["conv"] = keras.saving.deserialize_keras_object(config["conv"])
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="overfeat_tf")
+class OverFeat(keras.Model):
+    """An OverFeat network: images [B, H, W, 3] -> {"class_logits": [B, h, w, C]}.
+
+    Built from a layer table (`OverFeatSpec`) as a functional model of
+    stock Keras layers named after the paper (`conv1`, `pool1`, ...,
+    `fc6`, ...; `class_logits` is a float32 identity so the logits stay
+    float32 under mixed precision). Prefer the builders `overfeat_fast` and
+    `overfeat_accurate`.
+
+    The default initializer is He-normal rather than the paper's N(0, 0.01):
+    without normalization layers, N(0, 0.01) shrinks the signal at every
+    layer (at width 1 the logits come out at 0.002-0.006 of the input's
+    scale), and in `benchmarks/initialization.py` a width-1/8 accurate model
+    from it stays at chance loss (1.39) after 60 SGD steps where He-normal
+    reaches 0.03. He-normal keeps the activation scale through the ReLUs.
+    `initializer="paper"` restores the paper's choice.
+
+    Args:
+        spec: the layer table, e.g. `architectures.FAST`.
+        num_classes: size of the class layer (>= 1).
+        width: factor on every layer's maps except the class layer (> 0);
+            kernel sizes, strides and pools stay the table's, so the
+            geometry (window, strides) does not change with width.
+        initializer: `"he_normal"` (default) or `"paper"`, or any Keras
+            initializer identifier, for every kernel; biases start at 0.
+        dropout: dropout rate after each hidden fully connected layer (the
+            paper's 0.5 on its first two), active only in training.
+        stride: `"coarse"` (default) or `"fine"`: the output stride of the
+            dense pass. Use `dense(model, "fine")` to get a fine-stride twin
+            of a trained model.
+        shared_with: an `OverFeat` whose layers (and weights) this model
+            reuses instead of making its own; how `dense` builds its twins.
+
+    Raises:
+        ValueError: for width <= 0, num_classes < 1, an unknown stride or
+            initializer, and, when called, for images that are not
+            [B, H, W, 3] of a float dtype with H and W >= the window.
+    """
+
+    def __init__(
+        self,
+        spec: OverFeatSpec,
+        num_classes: int = 1000,
+        *,
+        width: float = 1.0,
+        initializer="he_normal",
+        dropout: float = 0.5,
+        stride: Stride = "coarse",
+        shared_with: OverFeat | None = None,
+        **kwargs,
+    ):
+        if isinstance(spec, dict):
+            spec = OverFeatSpec.from_dict(spec)
+        _check_arguments(num_classes, width, dropout, stride)
+        if shared_with is None:
+            layers = _make_layers(spec, num_classes, width, initializer, dropout)
+        else:
+            layers = _shared_layers(shared_with)
+
+        # === Functional Model ===
+        images = keras.Input((None, None, 3), name="images")
+        x = images
+        activations = {}
+        for row, name in zip(spec.features, spec.conv_names):
+            x = activations[name] = layers[name](x)
+            if row.pool > 1:
+                pool = "pool" + name[len("conv") :]
+                # Offset max pooling, part 1: the last pooling at stride 1
+                # pools at every offset at once.
+                fine = stride == "fine" and pool == spec.last_pool_name
+                pooling = keras.layers.MaxPooling2D(
+                    row.pool, 1 if fine else row.pool, name=pool
+                )
+                x = activations[pool] = pooling(x)
+        for i, name in enumerate(spec.fc_names):
+            if stride == "fine" and i == 0:
+                # Part 2: the first full layer reads every pool-th cell, so
+                # its outputs come out at the fine stride, interleaved.
+                layers[name] = DilatedShare(
+                    layers[name], spec.features[-1].pool, name=name
+                )
+            x = activations[name] = layers[name](x)
+            if _dropout_name(name) in layers:
+                x = layers[_dropout_name(name)](x)
+        outputs = {"class_logits": layers["class_logits"](x)}
+        super().__init__(images, outputs, **kwargs)
+
+        # === Config ===
+        self.spec = spec
+        self.num_classes = num_classes
+        self.width = width
+        self.initializer = initializer
+        self.dropout = dropout
+        self.stride = stride
+        self._activations = activations
+
+    def activation(self, name: str) -> keras.KerasTensor:
+        """The symbolic output of layer `name` (e.g. "conv5") in this model.
+
+        Layers are shared with `dense` twins, so `get_layer(name).output` is
+        ambiguous; this is the one to build sub-models on.
+        """
+        if name not in self._activations:
+            raise ValueError(
+                f"No layer named {name!r} in {self.name}. "
+                f"Known layers: {sorted(self._activations)}"
+            )
+        return self._activations[name]
+
+    @property
+    def geometry(self):
+        """Window, strides and map sizes (`architectures.Geometry`)."""
+        return self.spec.geometry
+
+    def __call__(self, images, *args, **kwargs):
+        _check_images(images, self.geometry.min_input_size)
+        return super().__call__(images, *args, **kwargs)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "spec": self.spec.to_dict(),
+            "num_classes": self.num_classes,
+            "width": self.width,
+            "initializer": self.initializer,
+            "dropout": self.dropout,
+            "stride": self.stride,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def _check_arguments(num_classes, width, dropout, stride):
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int):
+        raise TypeError(
+            f"num_classes must be an int. Received: num_classes={num_classes!r} "
+            f"of type {type(num_classes).__name__}"
+        )
+    if num_classes < 1:
+        raise ValueError(
+            f"num_classes must be >= 1. Received: num_classes={num_classes}"
+        )
+    if not width > 0:
+        raise ValueError(f"width must be > 0. Received: width={width}")
+    if not 0 <= dropout < 1:
+        raise ValueError(f"dropout must be in [0, 1). Received: dropout={dropout}")
+    check_stride(stride)
+
+
+def _check_images(images, min_size: int):
+    """Static checks on the images of a call, where shapes are known."""
+    if not hasattr(images, "shape") or not hasattr(images, "dtype"):
+        raise TypeError(
+            "OverFeat expects an array or tensor of images. "
+            f"Received: images of type {type(images).__name__}"
+        )
+    shape = tuple(images.shape)
+    if len(shape) != 4 or shape[-1] not in (3, None):
+        raise ValueError(
+            "OverFeat expects RGB images of shape [batch, height, width, 3]. "
+            f"Received: images.shape={shape}"
+        )
+    dtype = keras.backend.standardize_dtype(images.dtype)
+    if not keras.backend.is_float_dtype(dtype):
+        raise ValueError(
+            "OverFeat expects float images (normalized pixels); convert "
+            f"integer images first. Received: images.dtype={dtype}"
+        )
+    height, width = shape[1:3]
+    if (height is not None and height < min_size) or (
+        width is not None and width < min_size
+    ):
+        raise ValueError(
+            f"Images must be at least {min_size}x{min_size} pixels (the "
+            f"network's window). Received: images.shape={shape}"
+        )
+
+
+def _make_layers(spec, num_classes, width, initializer, dropout) -> dict:
+    """The weighted layers of the table, by name (poolings hold no state)."""
+    if initializer == "paper":
+        initializer = _PAPER_INITIALIZER
+    elif isinstance(initializer, str) and initializer not in INITIALIZERS:
+        # Any other Keras identifier is fine; an unknown one fails here,
+        # before any layer is built.
+        keras.initializers.get(initializer)
+    layers = {}
+    for row, name in zip(spec.features, spec.conv_names):
+        layers[name] = keras.layers.Conv2D(
+            scaled(row.filters, width),
+            row.kernel,
+            strides=row.stride,
+            padding="same" if row.padding else "valid",
+            activation="relu",
+            kernel_initializer=initializer,
+            name=name,
+        )
+    for row, name in zip(spec.classifier, spec.fc_names):
+        hidden = row.units is not None
+        layers[name] = keras.layers.Conv2D(
+            scaled(row.units, width) if hidden else num_classes,
+            row.kernel,
+            activation="relu" if hidden else None,
+            kernel_initializer=initializer,
+            name=name,
+        )
+        if hidden and dropout:
+            drop = _dropout_name(name)
+            layers[drop] = keras.layers.Dropout(dropout, name=drop)
+    layers["class_logits"] = keras.layers.Activation(
+        "linear", dtype="float32", name="class_logits"
+    )
+    return layers
+
+
+def _dropout_name(fc_name: str) -> str:
+    return "dropout" + fc_name[len("fc") :]
+
+
+def _shared_layers(model: OverFeat) -> dict:
+    """The layers of a built OverFeat, by name, with its own weights."""
+    layers = {}
+    for layer in model.layers[1:]:
+        if isinstance(layer, DilatedShare):
+            layer = layer.conv
+        if not isinstance(layer, keras.layers.MaxPooling2D):
+            layers[layer.name] = layer
+    return layers
+
+
+def _config(model: OverFeat) -> dict:
+    config = model.get_config()
+    del config["trainable"]
+    return config
+
+
+def dense(model: OverFeat, stride: Stride = "fine") -> OverFeat:
+    """A twin of `model` computing its class map at `stride`, same weights.
+
+    `stride="fine"` is the paper's offset max pooling (section 3.3) in one
+    pass: the last pooling runs with stride 1 and the first fully connected
+    convolution is dilated by the pooling size, so output cell q is offset
+    q mod k at position q div k, already interleaved (k = last pool size;
+    fine stride 12 px accurate, 16 px fast). `stride="coarse"` rewires the
+    model as it was trained. The twin reuses the model's layer objects: a
+    weight trained or loaded into either is the other's too.
+
+    Args:
+        model: an `OverFeat` (from `overfeat_fast`, `overfeat_accurate`, or
+            loaded from a `.keras` file).
+        stride: `"fine"` (default) or `"coarse"`.
+
+    Returns:
+        An `OverFeat` with `model.stride == stride` and no weights of its own.
+
+    Example:
+    >>> model = overfeat_tf.overfeat_accurate(num_classes=10, width=0.125)
+    >>> fine = overfeat_tf.dense(model, "fine")
+    >>> fine(np.zeros((1, 245, 245, 3), "float32"))["class_logits"].shape
+    TensorShape([1, 3, 3, 10])
+    """
+    if not isinstance(model, OverFeat):
+        raise TypeError(
+            "dense() takes an OverFeat model (from overfeat_fast or "
+            f"overfeat_accurate). Received: model of type {type(model).__name__}"
+        )
+    config = _config(model)
+    config.update(stride=check_stride(stride), name=f"{model.name}_{stride}")
+    return OverFeat(shared_with=model, **config)
+
+
+def feature_extractor(model: OverFeat) -> keras.Model:
+    """Layers 1 to the last pooling of `model`, as a model sharing its weights.
+
+    This is the paper's "OverFeat as a feature extractor" (section 1): the
+    pooled features [B, h, w, maps] of any image at least a window wide; for
+    a fine-stride twin, pooled at stride 1 (every offset).
+    """
+    if not isinstance(model, OverFeat):
+        raise TypeError(
+            "feature_extractor() takes an OverFeat model. "
+            f"Received: model of type {type(model).__name__}"
+        )
+    features = model.activation(model.spec.last_pool_name)
+    return keras.Model(model.input, features, name=f"{model.name}_features")
+
+
+def overfeat_fast(num_classes: int = 1000, width: float = 1.0, **kwargs) -> OverFeat:
+    """The paper's fast model (Table 1): 231 px window, 32 px stride.
+
+    145,920,872 parameters at width 1 with 1000 classes. Keyword arguments
+    go to `OverFeat` (initializer, dropout, stride, name).
+
+    Example:
+    >>> model = overfeat_tf.overfeat_fast(num_classes=10, width=0.125)
+    >>> model(np.zeros((2, 231, 231, 3), "float32"))["class_logits"].shape
+    TensorShape([2, 1, 1, 10])
+    """
+    kwargs.setdefault("name", "overfeat_fast")
+    return OverFeat(FAST, num_classes, width=width, **kwargs)
+
+
+def overfeat_accurate(
+    num_classes: int = 1000, width: float = 1.0, **kwargs
+) -> OverFeat:
+    """The paper's accurate model (Table 3): 221 px window, 36 px stride.
+
+    144,656,488 parameters at width 1 with 1000 classes. Keyword arguments
+    go to `OverFeat` (initializer, dropout, stride, name).
+    """
+    kwargs.setdefault("name", "overfeat_accurate")
+    return OverFeat(ACCURATE, num_classes, width=width, **kwargs)

@@ -1,0 +1,40 @@
+"""overfeat-tf: OverFeat (Sermanet et al., ICLR 2014) for Keras 3 / TensorFlow."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+ROOT = Path(__file__).parent
+
+setup(
+    name="overfeat-tf",
+    version="0.1.0",
+    description=(
+        "OverFeat for Keras 3 / TensorFlow: one ConvNet that classifies, "
+        "localizes and detects, run densely over many scales."
+    ),
+    long_description=(ROOT / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    # export/ sits at the top of the repository but installs as
+    # overfeat_tf.export, so site-packages gets no module named `export`.
+    packages=find_packages(include=["overfeat_tf", "overfeat_tf.*"])
+    + ["overfeat_tf.export"],
+    package_dir={"overfeat_tf.export": "export"},
+    install_requires=[
+        "tensorflow>=2.20,<2.22",
+        "keras>=3.10,<4",
+        "numpy>=1.26",
+    ],
+    extras_require={
+        # jax: the models are also checked on the JAX backend.
+        "test": ["pytest>=8", "jax>=0.4.36"],
+        "dev": ["pytest>=8", "jax>=0.4.36", "ruff>=0.6"],
+    },
+    entry_points={"console_scripts": ["overfeat = overfeat_tf.cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)

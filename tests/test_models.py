@@ -1,0 +1,199 @@
+"""The Keras models: builders, shared weights, errors, saving, training."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import overfeat_tf as of
+from tests.helpers import TINY, fc_weights, layer_output, make_images
+
+BUILDERS = [of.overfeat_fast, of.overfeat_accurate]
+
+
+def logits(model, images, **kwargs):
+    return np.asarray(model(images, **kwargs)["class_logits"])
+
+
+@pytest.mark.parametrize("builder", BUILDERS)
+def test_layer_names_follow_the_paper(builder):
+    model = builder(10, width=TINY)
+    names = [layer.name for layer in model.layers]
+    spec = model.spec
+    for name in (*spec.conv_names, *spec.fc_names, spec.last_pool_name):
+        assert name in names
+    assert spec.conv_names[0] == "conv1" and spec.fc_names[-1] in ("fc8", "fc9")
+    assert names[-1] == "class_logits"
+    # Dropout 0.5 after each hidden fully connected layer, nowhere else.
+    drops = [layer for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
+    assert [d.name for d in drops] == ["dropout" + n[2:] for n in spec.fc_names[:2]]
+    assert all(d.rate == 0.5 for d in drops)
+    # Pooling is non-overlapping.
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.MaxPooling2D):
+            assert layer.pool_size == layer.strides
+
+
+def test_width_scales_maps_but_not_geometry():
+    full, tiny = of.overfeat_accurate(), of.overfeat_accurate(7, width=TINY)
+    for name in (*full.spec.conv_names, *full.spec.fc_names[:-1]):
+        a, b = full.get_layer(name), tiny.get_layer(name)
+        assert b.filters == round(a.filters * TINY)
+        assert (a.kernel_size, a.strides, a.padding) == (
+            b.kernel_size,
+            b.strides,
+            b.padding,
+        )
+    assert tiny.get_layer("fc9").filters == 7
+    assert tiny.geometry.window == full.geometry.window == 221
+
+
+@pytest.mark.parametrize("builder", BUILDERS)
+def test_dense_twin_shares_weights(builder, rng):
+    model = builder(6, width=TINY)
+    fine = of.dense(model, "fine")
+    coarse = of.dense(fine, "coarse")
+    assert fine.count_params() == model.count_params()
+    assert {id(v) for v in fine.weights} == {id(v) for v in model.weights}
+    images = make_images(rng, 2, 260, 290)
+    before = logits(fine, images)
+    np.testing.assert_allclose(logits(coarse, images), logits(model, images), rtol=1e-5)
+    # A weight changed in the model is the twin's too (no copy to drift).
+    fc = model.get_layer(model.spec.fc_names[0])
+    fc.bias.assign(fc.bias + 1.0)
+    assert not np.allclose(logits(fine, images), before)
+    np.testing.assert_allclose(logits(coarse, images), logits(model, images), rtol=1e-5)
+
+
+@pytest.mark.parametrize("builder", BUILDERS)
+def test_feature_extractor_is_the_models_activation(builder, rng):
+    model = builder(6, width=TINY)
+    images = make_images(rng, 2, 250, 280)
+    extractor = of.feature_extractor(model)
+    features = np.asarray(extractor(images), np.float64)
+    # Independently: run the table's layers one by one, eagerly.
+    x = images
+    for row, name in zip(model.spec.features, model.spec.conv_names):
+        x = model.get_layer(name)(x)
+        if row.pool > 1:
+            x = keras.layers.MaxPooling2D(row.pool)(x)
+    np.testing.assert_allclose(features, np.asarray(x), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(
+        features, layer_output(model, model.spec.last_pool_name, images)
+    )
+    assert {id(v) for v in extractor.weights} <= {id(v) for v in model.weights}
+    # The classifier on those features is the model's output.
+    (kernel, bias), *rest = fc_weights(model)
+    k = kernel.shape[0]
+    x = np.einsum("bhwc,hwcu->bu", features[:, :k, :k], kernel) + bias
+    for kernel, bias in rest:
+        x = np.maximum(x, 0) @ kernel[0, 0] + bias
+    np.testing.assert_allclose(logits(model, images)[:, 0, 0], x, rtol=1e-4, atol=1e-5)
+
+
+def test_initializers():
+    paper = of.overfeat_fast(10, width=0.25, initializer="paper")
+    he = of.overfeat_fast(10, width=0.25)
+    for name in ("conv2", "fc6"):
+        w = np.asarray(paper.get_layer(name).kernel)
+        assert abs(w.std() - 0.01) < 5e-4 and abs(w.mean()) < 5e-4
+        w = np.asarray(he.get_layer(name).kernel)
+        fan_in = np.prod(w.shape[:-1])
+        # He et al. (2015): std sqrt(2 / fan_in) (Keras truncates, rescaled).
+        assert abs(w.std() / np.sqrt(2 / fan_in) - 1) < 0.03
+    assert not np.asarray(paper.get_layer("fc6").bias).any()
+
+
+def test_dropout_only_in_training(rng):
+    model = of.overfeat_fast(10, width=TINY)
+    images = make_images(rng, 2, 231, 231)
+    np.testing.assert_array_equal(logits(model, images), logits(model, images))
+    a, b = logits(model, images, training=True), logits(model, images, training=True)
+    assert not np.allclose(a, b)
+    off = of.overfeat_fast(10, width=TINY, dropout=0.0)
+    assert not any(isinstance(x, keras.layers.Dropout) for x in off.layers)
+
+
+@pytest.mark.parametrize("builder", BUILDERS)
+def test_save_load_round_trip(builder, rng, tmp_path):
+    model = of.dense(builder(6, width=TINY, initializer="paper"), "fine")
+    images = make_images(rng, 1, 260, 300)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert isinstance(loaded, of.OverFeat)
+    assert loaded.get_config() == model.get_config()
+    np.testing.assert_array_equal(logits(loaded, images), logits(model, images))
+
+
+def test_fit_predict_and_mixed_precision(rng):
+    model = of.overfeat_accurate(4, width=TINY)
+    images = make_images(rng, 4, 221, 221)
+    labels = np.array([0, 1, 2, 3]).reshape(4, 1, 1)
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.01, momentum=0.6),
+        loss={
+            "class_logits": keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        },
+    )
+    ds = tf.data.Dataset.from_tensor_slices((images, {"class_logits": labels})).batch(2)
+    before = [np.asarray(v) for v in model.trainable_weights]
+    history = model.fit(ds, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert any(
+        not np.array_equal(a, np.asarray(b))
+        for a, b in zip(before, model.trainable_weights)
+    )
+    predicted = model.predict(ds, verbose=0)["class_logits"]
+    np.testing.assert_allclose(predicted, logits(model, images), rtol=1e-5, atol=1e-6)
+
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        mixed = of.overfeat_accurate(4, width=TINY)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    mixed.set_weights(model.get_weights())
+    out = mixed(images)["class_logits"]
+    assert out.dtype == "float32"
+    assert mixed.get_layer("conv1").compute_dtype == "bfloat16"
+    np.testing.assert_allclose(
+        np.asarray(out),
+        logits(model, images),
+        atol=0.05 * np.abs(logits(model, images)).max(),
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"width": 0}, "width must be > 0"),
+        ({"width": -1.0}, "width must be > 0"),
+        ({"num_classes": 0}, "num_classes must be >= 1"),
+        ({"stride": "medium"}, "stride must be one of"),
+        ({"dropout": 1.0}, "dropout must be in"),
+        ({"initializer": "not_an_initializer"}, "not_an_initializer"),
+    ],
+)
+def test_bad_arguments(kwargs, match):
+    kwargs = {"num_classes": 10, "width": TINY, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        of.overfeat_fast(**kwargs)
+
+
+def test_bad_images():
+    model = of.overfeat_accurate(3, width=TINY)
+    with pytest.raises(ValueError, match="at least 221x221"):
+        model(np.zeros((1, 220, 300, 3), np.float32))
+    with pytest.raises(ValueError, match=r"at least 221x221.*\(1, 300, 100, 3\)"):
+        of.dense(model, "fine")(np.zeros((1, 300, 100, 3), np.float32))
+    with pytest.raises(ValueError, match=r"\[batch, height, width, 3\].*4\)"):
+        model(np.zeros((1, 230, 230, 4), np.float32))
+    with pytest.raises(ValueError, match=r"\[batch, height, width, 3\]"):
+        model(np.zeros((230, 230, 3), np.float32))
+    with pytest.raises(ValueError, match="dtype=uint8"):
+        model(np.zeros((1, 230, 230, 3), np.uint8))
+    with pytest.raises(TypeError, match="images of type str"):
+        model("cat.jpg")
+    with pytest.raises(ValueError, match="stride must be one of"):
+        of.dense(model, "finest")
+    with pytest.raises(TypeError, match="OverFeat model"):
+        of.dense(keras.Sequential([keras.layers.Dense(2)]), "fine")
