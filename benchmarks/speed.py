@@ -85,6 +85,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--skip-windows", action="store_true")
     args = parser.parse_args()
+    keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
 
     flags = cpu_flags()

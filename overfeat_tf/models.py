@@ -147,15 +147,19 @@ class OverFeat(keras.Model):
                 # pools at every offset at once.
                 fine = stride == "fine" and pool == spec.last_pool_name
                 pooling = keras.layers.MaxPooling2D(
-                    row.pool, 1 if fine else row.pool, name=pool
+                    row.pool,
+                    1 if fine else row.pool,
+                    name=pool,
+                    dtype=layers[name].dtype_policy,
                 )
                 x = activations[pool] = pooling(x)
         for i, name in enumerate(spec.fc_names):
             if stride == "fine" and i == 0:
                 # Part 2: the first full layer reads every pool-th cell, so
                 # its outputs come out at the fine stride, interleaved.
+                conv = layers[name]
                 layers[name] = DilatedShare(
-                    layers[name], spec.features[-1].pool, name=name
+                    conv, spec.features[-1].pool, name=name, dtype=conv.dtype_policy
                 )
             x = activations[name] = layers[name](x)
             if _dropout_name(name) in layers:
@@ -201,7 +205,11 @@ class OverFeat(keras.Model):
             "spec": self.spec.to_dict(),
             "num_classes": self.num_classes,
             "width": self.width,
-            "initializer": self.initializer,
+            "initializer": (
+                self.initializer
+                if isinstance(self.initializer, str)
+                else keras.initializers.serialize(self.initializer)
+            ),
             "dropout": self.dropout,
             "stride": self.stride,
         }
