@@ -26,11 +26,14 @@ setup(
         "tensorflow>=2.20,<2.22",
         "keras>=3.10,<4",
         "numpy>=1.26",
+        "tensorflow-datasets>=4.9.7",
+        # tfds 4.9 imports it but does not declare it.
+        "importlib_resources",
     ],
     extras_require={
         # jax: the models are also checked on the JAX backend.
-        "test": ["pytest>=8", "jax>=0.4.36"],
-        "dev": ["pytest>=8", "jax>=0.4.36", "ruff>=0.6"],
+        "test": ["pytest>=8", "jax>=0.4.36", "pillow"],
+        "dev": ["pytest>=8", "jax>=0.4.36", "pillow", "ruff>=0.6"],
     },
     entry_points={"console_scripts": ["overfeat = overfeat_tf.cli:main"]},
     classifiers=[

@@ -1,0 +1,279 @@
+"""tf.data pipelines: the paper's training and evaluation preprocessing.
+
+All TF ops, parallel and prefetched. Inputs are the readers' canonical
+elements (`readers.py`); outputs are `(images, targets)` batches ready for
+`model.fit`, images normalized by `normalize` (the one normalization that
+training, evaluation and inference share).
+
+Classification follows section 3.1: resize so the smallest side is 256,
+random window crops (221 accurate / 231 fast) and horizontal flips.
+Localization and detection use Keras's box-aware layers (`RandomFlip`,
+`RandomCrop`) and `keras.utils.bounding_boxes` for the boxes.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from overfeat_tf import boxes as box_ops
+
+AUTOTUNE = tf.data.AUTOTUNE
+# ImageNet's per-channel RGB mean and standard deviation, in pixels.
+MEAN_RGB = (123.675, 116.28, 103.53)
+STDDEV_RGB = (58.395, 57.12, 57.375)
+
+
+def normalize(images):
+    """uint8 or float pixels [..., 3] in [0, 255] -> float32, zero mean, unit std."""
+    images = tf.cast(images, tf.float32)
+    return (images - MEAN_RGB) / STDDEV_RGB
+
+
+def smallest_side_shape(height, width, size):
+    """(h, w) with the smaller side `size`, keeping the aspect ratio."""
+    height = tf.cast(height, tf.float32)
+    width = tf.cast(width, tf.float32)
+    scale = tf.cast(size, tf.float32) / tf.minimum(height, width)
+    new_h = tf.maximum(tf.cast(tf.round(height * scale), tf.int32), size)
+    new_w = tf.maximum(tf.cast(tf.round(width * scale), tf.int32), size)
+    return new_h, new_w
+
+
+def resize_smallest_side(image, size):
+    """Resize [H, W, 3] so that min(H, W) == size (bilinear, antialiased)."""
+    shape = tf.shape(image)
+    new_h, new_w = smallest_side_shape(shape[0], shape[1], size)
+    return tf.image.resize(image, [new_h, new_w], antialias=True)
+
+
+def _options(ds, deterministic):
+    options = tf.data.Options()
+    options.deterministic = deterministic
+    return ds.with_options(options)
+
+
+def _seeds(seed):
+    """An endless dataset of stateless seed pairs [2] derived from `seed`."""
+    return tf.data.Dataset.random(seed=seed).batch(2)
+
+
+def classification_train(
+    ds: tf.data.Dataset,
+    window: int,
+    *,
+    batch_size: int,
+    smallest_side: int = 256,
+    crops_per_image: int = 1,
+    shuffle_buffer: int = 1024,
+    seed: int = 0,
+) -> tf.data.Dataset:
+    """Random window crops and flips of images resized to `smallest_side`.
+
+    Args:
+        ds: canonical classification elements {"image", "label"}.
+        window: the model's window (`model.geometry.window`).
+        batch_size: global batch size; the last partial batch is dropped.
+        smallest_side: images are resized so their smaller side is this.
+        crops_per_image: random crops (each with a random flip) per image;
+            the paper's 5 (section 3.1) by option.
+        shuffle_buffer: elements in the shuffle buffer.
+        seed: seeds the shuffle, the crops and the flips.
+
+    Returns:
+        Batches (images float32 [B, window, window, 3], labels int32 [B]),
+        repeated forever.
+    """
+    _check_sizes(window, smallest_side, crops_per_image, batch_size)
+
+    def crops(example, seed_pair):
+        image = resize_smallest_side(example["image"], smallest_side)
+        images = []
+        for i in range(crops_per_image):
+            crop_seed = tf.random.experimental.stateless_fold_in(seed_pair, i)
+            crop = tf.image.stateless_random_crop(image, [window, window, 3], crop_seed)
+            flip_seed = tf.random.experimental.stateless_fold_in(crop_seed, 1)
+            images.append(tf.image.stateless_random_flip_left_right(crop, flip_seed))
+        labels = tf.fill([crops_per_image], tf.cast(example["label"], tf.int32))
+        return normalize(tf.stack(images)), labels
+
+    ds = ds.shuffle(shuffle_buffer, seed=seed).repeat()
+    ds = tf.data.Dataset.zip(ds, _seeds(seed)).map(crops, num_parallel_calls=AUTOTUNE)
+    ds = ds.unbatch()
+    if crops_per_image > 1:  # spread an image's crops over several batches
+        ds = ds.shuffle(4 * crops_per_image * batch_size, seed=seed + 1)
+    ds = ds.batch(batch_size, drop_remainder=True)
+    return _options(ds.prefetch(AUTOTUNE), deterministic=False)
+
+
+def classification_eval(
+    ds: tf.data.Dataset,
+    window: int | None,
+    *,
+    batch_size: int,
+    smallest_side: int = 256,
+) -> tf.data.Dataset:
+    """The center `window` crop of images resized to `smallest_side`.
+
+    With `window=None` the whole resized image is kept (for dense
+    evaluation), and `batch_size` must be 1 since sizes differ.
+
+    Returns:
+        Batches (images float32 [B, h, w, 3], labels int32 [B]), one pass.
+    """
+    if window is None and batch_size != 1:
+        raise ValueError(
+            "Whole images (window=None) differ in size: use batch_size=1. "
+            f"Received: batch_size={batch_size}"
+        )
+    _check_sizes(window or smallest_side, smallest_side, 1, batch_size)
+
+    def preprocess(example):
+        image = resize_smallest_side(example["image"], smallest_side)
+        if window is not None:
+            shape = tf.shape(image)
+            top, left = (shape[0] - window) // 2, (shape[1] - window) // 2
+            image = image[top : top + window, left : left + window]
+        return normalize(image), tf.cast(example["label"], tf.int32)
+
+    ds = ds.map(preprocess, num_parallel_calls=AUTOTUNE).batch(batch_size)
+    return _options(ds.prefetch(AUTOTUNE), deterministic=True)
+
+
+def resize_with_boxes(image, boxes, size):
+    """Resize [H, W, 3] to smallest side `size` and its boxes [N, 4] with it."""
+    shape = tf.shape(image)
+    new_h, new_w = smallest_side_shape(shape[0], shape[1], size)
+    relative = keras.utils.bounding_boxes.convert_format(
+        boxes, source=box_ops.FORMAT, target="rel_xyxy", height=shape[0], width=shape[1]
+    )
+    boxes = keras.utils.bounding_boxes.convert_format(
+        relative, source="rel_xyxy", target=box_ops.FORMAT, height=new_h, width=new_w
+    )
+    return tf.image.resize(image, [new_h, new_w], antialias=True), boxes
+
+
+def detection_train(
+    ds: tf.data.Dataset,
+    image_size: int,
+    *,
+    batch_size: int,
+    max_boxes: int,
+    scale_range: tuple[float, float] = (1.0, 1.5),
+    min_box_size: float = 4.0,
+    shuffle_buffer: int = 512,
+    seed: int = 0,
+) -> tf.data.Dataset:
+    """Box-aware random rescaling, flips and square crops, boxes padded.
+
+    Each image is resized so that its smaller side is a random factor in
+    `scale_range` times `image_size`, flipped at random, and cropped at
+    random to `image_size` x `image_size`; boxes follow, are clipped to
+    the crop, and those left thinner than `min_box_size` pixels are
+    dropped (label -1).
+
+    Returns:
+        Batches (images float32 [B, S, S, 3], {"boxes": float32 [B, K, 4]
+        xyxy pixels, "labels": int32 [B, K], -1 = padding}), forever.
+    """
+    low, high = scale_range
+    if not 1.0 <= low <= high:
+        raise ValueError(
+            "scale_range must satisfy 1 <= low <= high (the crop must fit). "
+            f"Received: scale_range={scale_range}"
+        )
+    _check_sizes(image_size, image_size, 1, batch_size)
+    flip = keras.layers.RandomFlip(
+        "horizontal", bounding_box_format=box_ops.FORMAT, seed=seed
+    )
+
+    def augment(example, seed_pair):
+        scale = tf.random.stateless_uniform([], seed_pair, low, high)
+        size = tf.cast(tf.round(scale * image_size), tf.int32)
+        image, boxes = resize_with_boxes(
+            tf.cast(example["image"], tf.float32), example["boxes"], size
+        )
+        data = {
+            "images": image,
+            "bounding_boxes": {"boxes": boxes, "labels": example["labels"]},
+        }
+        data = flip(data, training=True)
+        # A random square crop (keras's RandomCrop needs static sizes).
+        image, boxes = data["images"], data["bounding_boxes"]["boxes"]
+        shape = tf.shape(image)
+        top = tf.random.stateless_uniform(
+            [],
+            tf.random.experimental.stateless_fold_in(seed_pair, 1),
+            0,
+            shape[0] - image_size + 1,
+            tf.int32,
+        )
+        left = tf.random.stateless_uniform(
+            [],
+            tf.random.experimental.stateless_fold_in(seed_pair, 2),
+            0,
+            shape[1] - image_size + 1,
+            tf.int32,
+        )
+        image = tf.image.crop_to_bounding_box(image, top, left, image_size, image_size)
+        boxes = keras.utils.bounding_boxes.crop(
+            boxes,
+            tf.cast(top, tf.float32),
+            tf.cast(left, tf.float32),
+            image_size,
+            image_size,
+            bounding_box_format=box_ops.FORMAT,
+        )
+        boxes, labels = box_ops.clip_and_mask(
+            boxes, example["labels"], image_size, image_size, min_box_size
+        )
+        boxes, labels = box_ops.pad(boxes, labels, max_boxes)
+        image = tf.ensure_shape(image, [image_size, image_size, 3])
+        return normalize(image), {"boxes": boxes, "labels": labels}
+
+    ds = ds.shuffle(shuffle_buffer, seed=seed).repeat()
+    ds = tf.data.Dataset.zip(ds, _seeds(seed)).map(augment, num_parallel_calls=AUTOTUNE)
+    ds = ds.batch(batch_size, drop_remainder=True)
+    return _options(ds.prefetch(AUTOTUNE), deterministic=False)
+
+
+def detection_eval(
+    ds: tf.data.Dataset, *, smallest_side: int = 256, max_boxes: int
+) -> tf.data.Dataset:
+    """Whole images resized to `smallest_side` with their boxes, unbatched.
+
+    Returns:
+        Elements {"image": float32 [h, w, 3] normalized, "boxes": [K, 4],
+        "labels": [K] (-1 = padding), "image_id", "scale": the resize
+        factor (resized / original)}.
+    """
+
+    def preprocess(example):
+        original = tf.cast(tf.shape(example["image"])[0], tf.float32)
+        image, boxes = resize_with_boxes(
+            tf.cast(example["image"], tf.float32), example["boxes"], smallest_side
+        )
+        boxes, labels = box_ops.pad(boxes, example["labels"], max_boxes)
+        return {
+            "image": normalize(image),
+            "boxes": boxes,
+            "labels": labels,
+            "image_id": example["image_id"],
+            "scale": tf.cast(tf.shape(image)[0], tf.float32) / original,
+        }
+
+    ds = ds.map(preprocess, num_parallel_calls=AUTOTUNE)
+    return _options(ds.prefetch(AUTOTUNE), deterministic=True)
+
+
+def _check_sizes(window, smallest_side, crops_per_image, batch_size):
+    if window > smallest_side:
+        raise ValueError(
+            "The crop must fit in the resized image: window <= smallest_side. "
+            f"Received: window={window}, smallest_side={smallest_side}"
+        )
+    if crops_per_image < 1 or batch_size < 1:
+        raise ValueError(
+            "crops_per_image and batch_size must be >= 1. Received: "
+            f"crops_per_image={crops_per_image}, batch_size={batch_size}"
+        )
