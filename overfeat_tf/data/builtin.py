@@ -8,7 +8,7 @@ cached like any tfds data set. Three configurations:
 - `overfeat_shapes/detection`: 0 to 5 objects per image in `objects`.
 
 Images have a shorter side of 256 px and a longer one up to 1.25 times
-that; 2,000 / 500 / 500 train / validation / test images from disjoint seed
+that; 1,500 / 300 / 300 train / validation / test images from disjoint seed
 streams. `shapes.py` says what makes it hard. Example:
 
     import overfeat_tf.data  # registers the builder
@@ -50,9 +50,9 @@ class ShapesConfig(tfds.core.BuilderConfig):
     task: Literal["classification", "localization", "detection"] = "classification"
     image_size: int = 256
     max_aspect: float = 1.25
-    num_train: int = 2000
-    num_validation: int = 500
-    num_test: int = 500
+    num_train: int = 1500
+    num_validation: int = 300
+    num_test: int = 300
     seed: int = 0
 
     def __post_init__(self):

@@ -79,6 +79,15 @@ def _polygon(u, v, radii):
     return np.hypot(u, v) <= reach
 
 
+def _regular(u, v, sides):
+    """Inside test of a regular polygon of circumradius 1, a vertex at angle 0."""
+    inside = np.ones(np.broadcast(u, v).shape, bool)
+    for k in range(sides):
+        normal = (2 * k + 1) * np.pi / sides  # the edge's outward normal
+        inside &= u * np.cos(normal) + v * np.sin(normal) <= np.cos(np.pi / sides)
+    return inside
+
+
 def _heart(u, v):
     x, y = 1.15 * u, -1.15 * v + 0.25
     return (x**2 + y**2 - 1) ** 3 - x**2 * y**3 <= 0
@@ -88,10 +97,10 @@ def _heart(u, v):
 _SHAPES = {
     "circle": lambda u, v: u**2 + v**2 <= 1,
     "ring": lambda u, v: (u**2 + v**2 <= 1) & (u**2 + v**2 >= 0.55**2),
-    "triangle": lambda u, v: _polygon(u, v, [1.0] * 3),
-    "square": lambda u, v: _polygon(u, v, [1.0] * 4),
-    "pentagon": lambda u, v: _polygon(u, v, [1.0] * 5),
-    "hexagon": lambda u, v: _polygon(u, v, [1.0] * 6),
+    "triangle": lambda u, v: _regular(u, v, 3),
+    "square": lambda u, v: _regular(u, v, 4),
+    "pentagon": lambda u, v: _regular(u, v, 5),
+    "hexagon": lambda u, v: _regular(u, v, 6),
     "star": lambda u, v: _polygon(u, v, [1.0, 0.45] * 5),
     "cross": lambda u, v: (
         ((abs(u) <= 0.3) & (abs(v) <= 0.95)) | ((abs(v) <= 0.3) & (abs(u) <= 0.95))
@@ -282,9 +291,7 @@ def render(
         clutter_mask = _clutter_mask(rng, height, width)
         if _keeps_visible(masks, visible, clutter_mask):
             visible = [v & ~clutter_mask for v in visible]
-            image = np.where(
-                clutter_mask[..., None], _texture(rng, height, width), image
-            )
+            _paint(rng, image, clutter_mask)
 
     image = np.clip(image * 255 + 0.5, 0, 255).astype(np.uint8)
     boxes = np.array([_tight_box(m) for m in masks], np.float32).reshape(-1, 4)
