@@ -40,11 +40,24 @@ def smallest_side_shape(height, width, size):
     return new_h, new_w
 
 
+def resize(image, height, width):
+    """Bilinear resize of [H, W, 3]; antialiased only when shrinking.
+
+    Antialiasing changes nothing when enlarging but costs 4x the time, and
+    it is the input pipeline's largest cost.
+    """
+    shrinking = height * width < tf.shape(image)[0] * tf.shape(image)[1]
+    return tf.cond(
+        shrinking,
+        lambda: tf.image.resize(image, [height, width], antialias=True),
+        lambda: tf.image.resize(image, [height, width]),
+    )
+
+
 def resize_smallest_side(image, size):
-    """Resize [H, W, 3] so that min(H, W) == size (bilinear, antialiased)."""
+    """Resize [H, W, 3] so that min(H, W) == size, keeping the aspect ratio."""
     shape = tf.shape(image)
-    new_h, new_w = smallest_side_shape(shape[0], shape[1], size)
-    return tf.image.resize(image, [new_h, new_w], antialias=True)
+    return resize(image, *smallest_side_shape(shape[0], shape[1], size))
 
 
 def _options(ds, deterministic):
@@ -150,7 +163,7 @@ def resize_with_boxes(image, boxes, size):
     boxes = keras.utils.bounding_boxes.convert_format(
         relative, source="rel_xyxy", target=box_ops.FORMAT, height=new_h, width=new_w
     )
-    return tf.image.resize(image, [new_h, new_w], antialias=True), boxes
+    return resize(image, new_h, new_w), boxes
 
 
 def detection_train(
