@@ -17,23 +17,30 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    # export/ sits at the top of the repository but installs as
-    # overfeat_tf.export, so site-packages gets no module named `export`.
+    # export/ and configs/ sit at the top of the repository but install as
+    # overfeat_tf.export and overfeat_tf.configs, so site-packages gets no
+    # module named `export` and `load_config("tiny")` finds the recipes.
     packages=find_packages(include=["overfeat_tf", "overfeat_tf.*"])
-    + ["overfeat_tf.export"],
-    package_dir={"overfeat_tf.export": "export"},
+    + ["overfeat_tf.export", "overfeat_tf.configs"],
+    package_dir={"overfeat_tf.export": "export", "overfeat_tf.configs": "configs"},
+    package_data={"overfeat_tf.configs": ["*.yaml"]},
     install_requires=[
         "tensorflow>=2.20,<2.22",
         "keras>=3.10,<4",
         "numpy>=1.26",
         "tensorflow-datasets>=4.9.7",
+        "pyyaml>=6",
+        # TensorFlow 2.21 no longer brings TensorBoard; tf.summary needs it.
+        "tensorboard",
+        # Captions of the validation images in TensorBoard.
+        "pillow",
         # tfds 4.9 imports it but does not declare it.
         "importlib_resources",
     ],
     extras_require={
         # jax: the models are also checked on the JAX backend.
-        "test": ["pytest>=8", "jax>=0.4.36", "pillow"],
-        "dev": ["pytest>=8", "jax>=0.4.36", "pillow", "ruff>=0.6"],
+        "test": ["pytest>=8", "jax>=0.4.36"],
+        "dev": ["pytest>=8", "jax>=0.4.36", "ruff>=0.6"],
     },
     entry_points={"console_scripts": ["overfeat = overfeat_tf.cli:main"]},
     classifiers=[

@@ -3,9 +3,12 @@
 Subcommands:
     describe: a network's layer table with each layer's output size at an
         input size, its parameters and multiply-adds, and the geometry.
+    train: train a classifier from a recipe in configs/ (resumes a run
+        that was interrupted when run again with the same output folder).
 
 Example:
     overfeat describe --network accurate --image-size 461x569 --stride fine
+    overfeat train --config shapes_accurate train.epochs=3
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ EXAMPLES = """examples:
   overfeat describe --network fast
   overfeat describe --network accurate --image-size 461x569 --stride fine
   overfeat describe --network accurate --width 0.125 --num-classes 10
+  overfeat train --config shapes_accurate
+  overfeat train --config configs/paper_fast.yaml --strategy mirrored train.epochs=2
+  overfeat train --config shapes_fast --output-dir runs/try1 model.width=0.5
 """
 
 
@@ -75,7 +81,52 @@ def _parser() -> argparse.ArgumentParser:
     describe.add_argument("--stride", choices=("coarse", "fine"), default="coarse")
     describe.add_argument("--width", type=_positive_float, default=1.0)
     describe.add_argument("--num-classes", type=_positive_int, default=1000)
+
+    train = commands.add_parser(
+        "train",
+        help="train from a recipe (config file or bundled name), resuming if stopped",
+        description=(
+            "Train the classifier of a recipe with model.fit. Checkpoints go to "
+            "OUTPUT_DIR/checkpoints every epoch; running the same command again "
+            "resumes from the last one. TensorBoard logs: OUTPUT_DIR/tensorboard."
+        ),
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    train.add_argument(
+        "--config",
+        required=True,
+        help="a YAML recipe path, or a bundled recipe name (e.g. shapes_accurate)",
+    )
+    train.add_argument(
+        "--task", choices=("classify",), default="classify", help="what to train"
+    )
+    train.add_argument(
+        "--strategy",
+        choices=("default", "one_device", "mirrored", "multi_worker", "tpu"),
+        help="tf.distribute strategy (overrides train.strategy)",
+    )
+    train.add_argument("--output-dir", help="run folder (overrides output_dir)")
+    train.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE", help="config overrides"
+    )
     return parser
+
+
+def _train(args) -> str:
+    from overfeat_tf.config import load_config
+    from overfeat_tf.training import train
+
+    overrides = list(args.overrides)
+    if args.strategy:
+        overrides.append(f"train.strategy={args.strategy}")
+    if args.output_dir:
+        overrides.append(f"output_dir={args.output_dir}")
+    config = load_config(args.config, overrides)
+    history = train(config)
+    last = {name: values[-1] for name, values in history.history.items()}
+    figures = ", ".join(f"{name} {value:.4g}" for name, value in sorted(last.items()))
+    return f"trained {config.output_dir}/model.keras: {figures}"
 
 
 def _describe(args) -> str:
@@ -142,9 +193,10 @@ def _describe(args) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    command = {"describe": _describe, "train": _train}[args.command]
     try:
-        print(_describe(args))
-    except ValueError as error:
+        print(command(args))
+    except (ValueError, FloatingPointError) as error:
         print(f"overfeat {args.command}: error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -60,15 +60,31 @@ def resize_smallest_side(image, size):
     return resize(image, *smallest_side_shape(shape[0], shape[1], size))
 
 
-def _options(ds, deterministic):
+def _deterministic(ds):
+    """Element order independent of thread timing: runs replay exactly."""
     options = tf.data.Options()
-    options.deterministic = deterministic
+    options.deterministic = True
     return ds.with_options(options)
 
 
-def _seeds(seed):
-    """An endless dataset of stateless seed pairs [2] derived from `seed`."""
-    return tf.data.Dataset.random(seed=seed).batch(2)
+def _shuffled_forever(ds, buffer_size, seed):
+    """Repeats, then shuffles the endless stream with one fixed seed.
+
+    One shuffle over the repeated stream (not a reshuffle per pass) gives
+    every pass a new order while the whole stream depends on `seed` alone,
+    whether it is iterated eagerly, in a `tf.function` or per replica.
+    """
+    return ds.repeat().shuffle(buffer_size, seed=seed, reshuffle_each_iteration=False)
+
+
+def _with_seeds(ds, seed):
+    """Pairs each element with its own stateless seed [2]: (seed, index).
+
+    Every crop and flip is then a function of (seed, position) alone, so a
+    training loop that seeds each epoch can replay any epoch exactly.
+    """
+    seed = tf.cast(seed, tf.int64)
+    return ds.enumerate().map(lambda i, x: (x, tf.stack([seed, i])))
 
 
 def classification_train(
@@ -110,13 +126,14 @@ def classification_train(
         labels = tf.fill([crops_per_image], tf.cast(example["label"], tf.int32))
         return normalize(tf.stack(images)), labels
 
-    ds = ds.shuffle(shuffle_buffer, seed=seed).repeat()
-    ds = tf.data.Dataset.zip(ds, _seeds(seed)).map(crops, num_parallel_calls=AUTOTUNE)
-    ds = ds.unbatch()
+    ds = _with_seeds(_shuffled_forever(ds, shuffle_buffer, seed), seed)
+    ds = ds.map(crops, num_parallel_calls=AUTOTUNE).unbatch()
     if crops_per_image > 1:  # spread an image's crops over several batches
-        ds = ds.shuffle(4 * crops_per_image * batch_size, seed=seed + 1)
+        ds = ds.shuffle(
+            4 * crops_per_image * batch_size, seed=seed, reshuffle_each_iteration=False
+        )
     ds = ds.batch(batch_size, drop_remainder=True)
-    return _options(ds.prefetch(AUTOTUNE), deterministic=False)
+    return _deterministic(ds.prefetch(AUTOTUNE))
 
 
 def classification_eval(
@@ -125,11 +142,14 @@ def classification_eval(
     *,
     batch_size: int,
     smallest_side: int = 256,
+    drop_remainder: bool = False,
 ) -> tf.data.Dataset:
     """The center `window` crop of images resized to `smallest_side`.
 
     With `window=None` the whole resized image is kept (for dense
     evaluation), and `batch_size` must be 1 since sizes differ.
+    `drop_remainder=True` drops a last partial batch (validation under
+    several replicas, which cannot take an empty share of one).
 
     Returns:
         Batches (images float32 [B, h, w, 3], labels int32 [B]), one pass.
@@ -147,10 +167,12 @@ def classification_eval(
             shape = tf.shape(image)
             top, left = (shape[0] - window) // 2, (shape[1] - window) // 2
             image = image[top : top + window, left : left + window]
+            image = tf.ensure_shape(image, [window, window, 3])
         return normalize(image), tf.cast(example["label"], tf.int32)
 
-    ds = ds.map(preprocess, num_parallel_calls=AUTOTUNE).batch(batch_size)
-    return _options(ds.prefetch(AUTOTUNE), deterministic=True)
+    ds = ds.map(preprocess, num_parallel_calls=AUTOTUNE)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    return _deterministic(ds.prefetch(AUTOTUNE))
 
 
 def resize_with_boxes(image, boxes, size):
@@ -244,10 +266,10 @@ def detection_train(
         image = tf.ensure_shape(image, [image_size, image_size, 3])
         return normalize(image), {"boxes": boxes, "labels": labels}
 
-    ds = ds.shuffle(shuffle_buffer, seed=seed).repeat()
-    ds = tf.data.Dataset.zip(ds, _seeds(seed)).map(augment, num_parallel_calls=AUTOTUNE)
+    ds = _with_seeds(_shuffled_forever(ds, shuffle_buffer, seed), seed)
+    ds = ds.map(augment, num_parallel_calls=AUTOTUNE)
     ds = ds.batch(batch_size, drop_remainder=True)
-    return _options(ds.prefetch(AUTOTUNE), deterministic=False)
+    return _deterministic(ds.prefetch(AUTOTUNE))
 
 
 def detection_eval(
@@ -276,7 +298,7 @@ def detection_eval(
         }
 
     ds = ds.map(preprocess, num_parallel_calls=AUTOTUNE)
-    return _options(ds.prefetch(AUTOTUNE), deterministic=True)
+    return _deterministic(ds.prefetch(AUTOTUNE))
 
 
 def _check_sizes(window, smallest_side, crops_per_image, batch_size):

@@ -1,0 +1,1 @@
+"""The bundled YAML recipes, installed as `overfeat_tf.configs`."""

@@ -1,0 +1,500 @@
+"""Experiment configs: frozen dataclasses, loaded strictly from YAML recipes.
+
+An `ExperimentConfig` is a `ModelConfig`, a `DataConfig` and a `TrainConfig`
+plus a seed and an output folder. The defaults are the paper's ImageNet
+recipe (Sermanet et al. 2014, section 3.1) on the built-in data set. The
+recipes in `configs/` (installed as `overfeat_tf.configs`) are YAML files
+that `load_config` reads by path or by name; every key and value is checked,
+so a typo fails at once, naming the file and the dotted key.
+
+Configs are never mutated: `load_config` applies "dotted.key=value"
+overrides by building new ones, and code that needs a variant uses
+`dataclasses.replace`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.resources
+import os
+import re
+import types
+import typing
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import yaml
+
+from overfeat_tf import architectures
+
+__all__ = [
+    "DataConfig",
+    "ExperimentConfig",
+    "ModelConfig",
+    "TrainConfig",
+    "bundled_recipes",
+    "config_to_dict",
+    "load_config",
+    "save_config",
+]
+
+_SPECS = {"fast": architectures.FAST, "accurate": architectures.ACCURATE}
+# PyYAML reads YAML 1.1, where a float needs a dot and a signed exponent:
+# `1e-5` and `1.0e5` are strings. Float fields accept such strings as numbers.
+_EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+def _require(config, name: str, ok: bool, rule: str) -> None:
+    """Raises "Class.name must be rule. Received: name=value" unless `ok`."""
+    if not ok:
+        value = getattr(config, name)
+        raise ValueError(
+            f"{type(config).__name__}.{name} must be {rule}. Received: {name}={value!r}"
+        )
+
+
+def _check_choices(config) -> None:
+    """Checks every `Literal[...]` field of `config` against its choices."""
+    hints = typing.get_type_hints(type(config))
+    for field in dataclasses.fields(config):
+        if typing.get_origin(hints[field.name]) is Literal:
+            choices = typing.get_args(hints[field.name])
+            value = getattr(config, field.name)
+            ok = isinstance(value, str) and value in choices
+            _require(config, field.name, ok, f"one of {list(choices)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """The network (Tables 1 and 3) and how it is built.
+
+    Attributes:
+        network: `"fast"` (Table 1, 231 px window) or `"accurate"` (Table 3,
+            221 px window). Default `"accurate"`.
+        width: factor on every layer's maps except the class layer (> 0);
+            1.0 (default) is the paper's network, smaller values give cheap
+            variants with the same geometry.
+        initializer: kernel initializer: `"he_normal"` (default), `"paper"`
+            (N(0, 0.01), section 3.1) or any Keras initializer identifier;
+            see `overfeat_tf.OverFeat` for why He-normal is the default.
+        dropout: dropout rate before the classifier's layers 6 and 7, in
+            [0, 1). Default 0.5 (section 3.1).
+    """
+
+    network: Literal["fast", "accurate"] = "accurate"
+    width: float = 1.0
+    initializer: str = "he_normal"
+    dropout: float = 0.5
+
+    def __post_init__(self):
+        _check_choices(self)
+        _require(self, "width", self.width > 0, "> 0")
+        _require(self, "dropout", 0 <= self.dropout < 1, "in [0, 1)")
+
+    @property
+    def spec(self) -> architectures.OverFeatSpec:
+        """The layer table of `network` (`architectures.FAST` or `ACCURATE`)."""
+        return _SPECS[self.network]
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Where the images come from and how they are cropped (section 3.1).
+
+    Attributes:
+        source: a tfds name (`"imagenet2012"`), the built-in data set
+            (`"overfeat_shapes/classification"`, the default) or a local
+            folder; see `overfeat_tf.data.readers`.
+        data_dir: tfds data folder; None (default) for tfds's own.
+        train_split: split trained on. Default `"train"`.
+        validation_split: split evaluated after every epoch. Default
+            `"validation"`.
+        test_split: split of the final evaluation. Default `"test"`.
+        smallest_side: images are resized so that their smaller side is this
+            many pixels before the random window crops; at least the
+            network's window. Default 256 (section 3.1).
+        crops_per_image: random window crops taken from each decoded image
+            (>= 1). Default 1.
+        shuffle_buffer: elements in the shuffle buffer (>= 1). Default 1024.
+        on_bad: what a reader does with an undecodable image or record:
+            `"error"` (default) raises, `"skip"` logs and drops it.
+    """
+
+    source: str = "overfeat_shapes/classification"
+    data_dir: str | None = None
+    train_split: str = "train"
+    validation_split: str = "validation"
+    test_split: str = "test"
+    smallest_side: int = 256
+    crops_per_image: int = 1
+    shuffle_buffer: int = 1024
+    on_bad: Literal["error", "skip"] = "error"
+
+    def __post_init__(self):
+        _check_choices(self)
+        for name in ("smallest_side", "crops_per_image", "shuffle_buffer"):
+            _require(self, name, getattr(self, name) >= 1, ">= 1")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """The optimization (section 3.1) and how it is run and logged.
+
+    SGD with momentum and L2 weight decay, the learning rate multiplied by
+    `lr_decay_factor` after each epoch in `lr_decay_epochs`.
+
+    Learning rate and replicas: `batch_size` is global, split over all
+    replicas, and `learning_rate` is the rate for a batch of
+    `reference_batch_size` images (the paper's 128). With
+    `lr_scaling="none"` it is used as is; with `"linear"` the rate is
+    `learning_rate * batch_size / reference_batch_size` (the linear scaling
+    rule, Goyal et al. 2017), so a recipe keeps its meaning when the batch
+    grows with the number of replicas. `effective_learning_rate` gives the
+    rate actually used.
+
+    Attributes:
+        batch_size: global batch size, over all replicas (>= 1). Default 128.
+        epochs: passes over the training split (>= 1). Default 90.
+        learning_rate: initial SGD learning rate for `reference_batch_size`
+            images (> 0). Default 0.05.
+        momentum: SGD momentum, in [0, 1). Default 0.6.
+        weight_decay: L2 weight decay (>= 0). Default 1e-5.
+        lr_decay_epochs: epochs after which the rate is multiplied by
+            `lr_decay_factor`; strictly increasing, each >= 1. Default
+            (30, 50, 60, 70, 80).
+        lr_decay_factor: the factor, in (0, 1]. Default 0.5.
+        lr_scaling: `"none"` (default) or `"linear"`; see above.
+        reference_batch_size: batch size that `learning_rate` is for (>= 1).
+            Default 128.
+        steps_per_epoch: training batches per epoch; None (default) for one
+            pass over the split.
+        validation_steps: validation batches per epoch; None (default) for
+            the whole split.
+        strategy: `tf.distribute` strategy: `"default"` (default; no
+            distribution), `"one_device"`, `"mirrored"` (all local GPUs),
+            `"multi_worker"` or `"tpu"`.
+        mixed_precision: Keras dtype policy: `"float32"` (default),
+            `"mixed_bfloat16"` or `"mixed_float16"`.
+        checkpoint_every_steps: also checkpoint every this many steps; None
+            (default) for once per epoch only.
+        histogram_freq: TensorBoard weight histograms every this many epochs;
+            0 for none. Default 1.
+        image_summaries: training images written to TensorBoard; 0 for none.
+            Default 8.
+        jit_compile: compile the train step with XLA. Default True.
+    """
+
+    batch_size: int = 128
+    epochs: int = 90
+    learning_rate: float = 0.05
+    momentum: float = 0.6
+    weight_decay: float = 1e-5
+    lr_decay_epochs: tuple[int, ...] = (30, 50, 60, 70, 80)
+    lr_decay_factor: float = 0.5
+    lr_scaling: Literal["none", "linear"] = "none"
+    reference_batch_size: int = 128
+    steps_per_epoch: int | None = None
+    validation_steps: int | None = None
+    strategy: Literal["default", "one_device", "mirrored", "multi_worker", "tpu"] = (
+        "default"
+    )
+    mixed_precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = "float32"
+    checkpoint_every_steps: int | None = None
+    histogram_freq: int = 1
+    image_summaries: int = 8
+    jit_compile: bool = True
+
+    def __post_init__(self):
+        _check_choices(self)
+        for name in ("batch_size", "epochs", "reference_batch_size"):
+            _require(self, name, getattr(self, name) >= 1, ">= 1")
+        _require(self, "learning_rate", self.learning_rate > 0, "> 0")
+        _require(self, "momentum", 0 <= self.momentum < 1, "in [0, 1)")
+        _require(self, "weight_decay", self.weight_decay >= 0, ">= 0")
+        epochs = self.lr_decay_epochs
+        increasing = all(a < b for a, b in zip(epochs, epochs[1:]))
+        _require(
+            self,
+            "lr_decay_epochs",
+            increasing and all(epoch >= 1 for epoch in epochs),
+            "strictly increasing epochs, each >= 1",
+        )
+        _require(self, "lr_decay_factor", 0 < self.lr_decay_factor <= 1, "in (0, 1]")
+        for name in ("steps_per_epoch", "validation_steps", "checkpoint_every_steps"):
+            value = getattr(self, name)
+            _require(self, name, value is None or value >= 1, "None or >= 1")
+        for name in ("histogram_freq", "image_summaries"):
+            _require(self, name, getattr(self, name) >= 0, ">= 0")
+
+    @property
+    def effective_learning_rate(self) -> float:
+        """The initial learning rate used for `batch_size` (see the class)."""
+        if self.lr_scaling == "linear":
+            return self.learning_rate * self.batch_size / self.reference_batch_size
+        return self.learning_rate
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+    """One experiment: model, data, training, seed and output folder.
+
+    The defaults are the paper's recipe (section 3.1) for the accurate
+    network, trained on the built-in data set.
+
+    Attributes:
+        seed: the one seed that `keras.utils.set_random_seed` gets and that
+            shuffles and augmentations derive theirs from. Default 0.
+        output_dir: folder for checkpoints, logs and the saved config.
+            Default `"runs/default"`.
+        model: a `ModelConfig`.
+        data: a `DataConfig`; `data.smallest_side` must be at least the
+            model's window.
+        train: a `TrainConfig`.
+    """
+
+    seed: int = 0
+    output_dir: str = "runs/default"
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+    def __post_init__(self):
+        window = self.model.spec.geometry.window
+        if self.data.smallest_side < window:
+            raise ValueError(
+                "ExperimentConfig.data.smallest_side must be >= the window of "
+                f"the {self.model.network} network ({window} px), or no window "
+                "fits in the resized images. Received: "
+                f"data.smallest_side={self.data.smallest_side}, "
+                f"model.network={self.model.network!r}"
+            )
+
+
+def _type_name(hint) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Literal:
+        return f"one of {list(args)}"
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join("None" if a is type(None) else _type_name(a) for a in args)
+    if origin is tuple:
+        return f"a list of {_type_name(args[0])}"
+    return hint.__name__
+
+
+def _convert(value, hint, source: str, key: str):
+    """`value` checked against the type `hint`; lists become tuples.
+
+    int is accepted for float (as a float), bool is not accepted for int or
+    float, None only for `X | None`, and a mapping for a nested dataclass.
+    """
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        return _from_dict(hint, value, source, key + ".")
+    if origin in (typing.Union, types.UnionType):  # `X | None`
+        if value is None:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        try:
+            return _convert(value, inner, source, key)
+        except TypeError:
+            pass  # the message below names the whole union
+    elif origin is Literal:
+        if isinstance(value, str) and value in args:
+            return value
+    elif origin is tuple and isinstance(value, (list, tuple)):
+        return tuple(
+            _convert(item, args[0], source, f"{key}[{i}]")
+            for i, item in enumerate(value)
+        )
+    elif isinstance(value, bool):
+        if hint is bool:
+            return value
+    elif hint is float and isinstance(value, (int, float)):
+        return float(value)
+    elif hint is float and isinstance(value, str) and _EXPONENT_FLOAT.fullmatch(value):
+        return float(value)
+    elif origin is None and isinstance(value, hint):
+        return value
+    raise TypeError(
+        f"{source}: {key} must be {_type_name(hint)}. "
+        f"Received: {key}={value!r} of type {type(value).__name__}"
+    )
+
+
+def _from_dict(cls, data, source: str, prefix: str = ""):
+    """Builds the dataclass `cls` from a mapping, checking every key and value.
+
+    Missing keys take the field's default. Errors name `source` (the file)
+    and the dotted key (`prefix` + field name).
+    """
+    section = prefix.rstrip(".") or "the top level"
+    if data is None and not prefix:
+        data = {}
+    if not isinstance(data, dict):
+        raise TypeError(
+            f"{source}: {section} must be a mapping of keys to values. "
+            f"Received: {section}={data!r} of type {type(data).__name__}"
+        )
+    hints = typing.get_type_hints(cls)
+    valid = [field.name for field in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        if key not in valid:
+            raise ValueError(
+                f"{source}: unknown key '{prefix}{key}'. Valid keys at "
+                f"{section}: {valid}. Received: {prefix}{key}={value!r}"
+            )
+        kwargs[key] = _convert(value, hints[key], source, prefix + key)
+    try:
+        return cls(**kwargs)
+    except ValueError as error:
+        raise ValueError(f"{source}, at {section}: {error}") from None
+
+
+def _bundled_dir():
+    """The folder of the bundled recipes, installed or in a source checkout."""
+    try:
+        return importlib.resources.files("overfeat_tf.configs")
+    except ModuleNotFoundError:  # a checkout not (re)installed since configs/
+        return Path(__file__).resolve().parent.parent / "configs"
+
+
+def bundled_recipes() -> list[str]:
+    """Names of the recipes shipped with the package, e.g. `"shapes_accurate"`."""
+    files = _bundled_dir().iterdir()
+    return sorted(f.name[: -len(".yaml")] for f in files if f.name.endswith(".yaml"))
+
+
+def _resolve(path_or_name: str | os.PathLike):
+    path = Path(path_or_name)
+    if path.is_file():
+        return path
+    name = str(path_or_name)
+    bundled = _bundled_dir() / (name if name.endswith(".yaml") else name + ".yaml")
+    if os.sep not in name and "/" not in name and bundled.is_file():
+        return bundled
+    raise FileNotFoundError(
+        "load_config expects a YAML file or the name of a bundled recipe "
+        f"({', '.join(bundled_recipes())}). Received: path_or_name={name!r}"
+    )
+
+
+def _apply_override(data: dict, override: str, source: str) -> dict:
+    """A copy of the config dict `data` with one "dotted.key=value" applied."""
+    key, sep, text = override.partition("=")
+    parts = key.strip().split(".")
+    if not sep or not all(parts):
+        raise ValueError(
+            f"{source}: an override must be 'dotted.key=value', e.g. "
+            f"'train.epochs=3'. Received: override={override!r}"
+        )
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ValueError(
+            f"{source}: the value of an override must be valid YAML "
+            f"({getattr(error, 'problem', None) or error}). "
+            f"Received: override={override!r}"
+        ) from None
+    data = dict(data)
+    node = data
+    for depth, part in enumerate(parts[:-1]):
+        if not isinstance(node.get(part), dict):
+            sections = [k for k, v in node.items() if isinstance(v, dict)]
+            where = ".".join(parts[:depth]) or "the top level"
+            raise ValueError(
+                f"{source}: an override's key must go through sections; "
+                f"'{'.'.join(parts[: depth + 1])}' is not one (sections at "
+                f"{where}: {sections}). Received: override={override!r}"
+            )
+        node[part] = dict(node[part])
+        node = node[part]
+    old = node.get(parts[-1])
+    merge = isinstance(old, dict) and isinstance(value, dict)
+    node[parts[-1]] = {**old, **value} if merge else value
+    return data
+
+
+def load_config(
+    path_or_name: str | os.PathLike, overrides: Sequence[str] = ()
+) -> ExperimentConfig:
+    """Reads an `ExperimentConfig` from a YAML recipe, strictly.
+
+    Keys left out take their defaults (the paper's recipe). Every key must be
+    a field and every value of the field's type: int is accepted for float,
+    bool is not accepted for int or float, a list is read as a tuple, null
+    only for optional fields, and a choice must be one of the listed values.
+    PyYAML reads `1e-5` as a string; float fields accept it as a number.
+
+    Args:
+        path_or_name: a YAML file, or the name of a recipe in `configs/`
+            (e.g. `"shapes_accurate"`; `bundled_recipes()` lists them).
+        overrides: `"dotted.key=value"` strings applied in order on top of
+            the file, each value read as YAML: `"train.epochs=3"`,
+            `"data.data_dir=null"`, `"train.lr_decay_epochs=[1, 2]"`.
+
+    Returns:
+        A new, frozen `ExperimentConfig`.
+
+    Raises:
+        FileNotFoundError: if `path_or_name` is neither a file nor a bundled
+            recipe; the message lists the recipes.
+        ValueError: for an unknown key, a value out of range, a malformed
+            override or invalid YAML; the message names the file, the dotted
+            key or the override.
+        TypeError: for a value of the wrong type, naming the file, the
+            dotted key, the expected type and the value.
+
+    Example:
+
+    ```python
+    config = load_config("shapes_accurate", ["train.epochs=3"])
+    config.train.epochs  # 3
+    ```
+    """
+    path = _resolve(path_or_name)
+    source = str(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ValueError(f"{source} is not valid YAML: {error}") from None
+    config = _from_dict(ExperimentConfig, data, source)
+    for override in overrides:
+        where = f"{source} (override {override!r})"
+        data = _apply_override(config_to_dict(config), override, where)
+        config = _from_dict(ExperimentConfig, data, where)
+    return config
+
+
+def config_to_dict(config) -> dict:
+    """The config as nested plain dicts, lists and scalars (YAML-ready).
+
+    Args:
+        config: an `ExperimentConfig` or one of its sections.
+
+    Returns:
+        A new dict with every field; tuples become lists.
+    """
+
+    def plain(value):
+        if isinstance(value, (list, tuple)):
+            return [plain(item) for item in value]
+        if isinstance(value, dict):
+            return {key: plain(item) for key, item in value.items()}
+        return value
+
+    return plain(dataclasses.asdict(config))
+
+
+def save_config(config: ExperimentConfig, path: str | os.PathLike) -> None:
+    """Writes `config` as YAML that `load_config` reads back to an equal config.
+
+    Args:
+        config: the `ExperimentConfig` to write.
+        path: the YAML file; missing parent folders are created.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = yaml.safe_dump(config_to_dict(config), sort_keys=False)
+    path.write_text(text, encoding="utf-8")

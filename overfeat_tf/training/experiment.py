@@ -1,0 +1,286 @@
+"""From a config to what `model.fit` needs, with resumption built in.
+
+`prepare(config)` returns a `Run`: the compiled model (under the config's
+tf.distribute strategy), the training and validation datasets, the
+callbacks, and the epoch to start from. The caller keeps `model.fit`:
+
+    from overfeat_tf.config import load_config
+    from overfeat_tf.training import prepare
+
+    run = prepare(load_config("shapes_accurate"))
+    run.model.fit(**run.fit_kwargs())
+
+Resumption: the training state is checkpointed in `output_dir/checkpoints`
+every epoch (and every `checkpoint_every_steps`). `prepare` restores the
+latest checkpoint and builds the training data from that point, where each
+epoch's crops and order are a function of (seed, epoch) only, so a run
+killed at any moment and started again replays no step and skips none.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import os
+
+import keras
+import tensorflow as tf
+
+import overfeat_tf as of
+from overfeat_tf.config import ExperimentConfig, save_config
+from overfeat_tf.data import pipelines, readers
+from overfeat_tf.training import callbacks as callback_lib
+from overfeat_tf.training import recipe
+from overfeat_tf.training.strategy import (
+    check_global_batch,
+    is_chief,
+    make_strategy,
+    task_id,
+)
+
+logger = logging.getLogger(__name__)
+
+BUILDERS = {"fast": of.overfeat_fast, "accurate": of.overfeat_accurate}
+
+
+@dataclasses.dataclass
+class Run:
+    """Everything `model.fit` needs for one training run.
+
+    Attributes:
+        config: the experiment's config.
+        model: the compiled `OverFeat`, built under `strategy`.
+        strategy: the tf.distribute strategy.
+        train_dataset: batches from `initial_epoch` to the last epoch (a
+            `DistributedDataset` under several replicas).
+        validation_dataset: center-crop validation batches (one pass).
+        callbacks: checkpoints, NaN guard, learning-rate logging, TensorBoard
+            and validation images (the last two on the chief only).
+        steps_per_epoch: optimizer steps per epoch.
+        initial_epoch: the first epoch to run (> 0 when resuming).
+        class_names: the data's class names.
+        checkpoint_manager: the `tf.train.CheckpointManager` of the run.
+    """
+
+    config: ExperimentConfig
+    model: of.OverFeat
+    strategy: tf.distribute.Strategy
+    train_dataset: tf.data.Dataset
+    validation_dataset: tf.data.Dataset
+    callbacks: list
+    steps_per_epoch: int
+    initial_epoch: int
+    class_names: tuple
+    checkpoint_manager: tf.train.CheckpointManager
+
+    def fit_kwargs(self) -> dict:
+        """Keyword arguments for `model.fit`."""
+        return {
+            "x": self.train_dataset,
+            "epochs": self.config.train.epochs,
+            "initial_epoch": self.initial_epoch,
+            "steps_per_epoch": self.steps_per_epoch,
+            "validation_data": self.validation_dataset,
+            "validation_steps": self.config.train.validation_steps,
+            "callbacks": self.callbacks,
+        }
+
+
+def prepare(config: ExperimentConfig) -> Run:
+    """Build the model, data and callbacks of `config`, resuming if possible.
+
+    Raises:
+        ValueError: for a batch that does not split over the replicas, a
+            training split smaller than one batch, or bad data (see
+            `readers`).
+    """
+    keras.utils.set_random_seed(config.seed)
+    train_cfg = config.train
+    strategy = make_strategy(train_cfg.strategy)
+    check_global_batch(train_cfg.batch_size, strategy)
+
+    load = dict(data_dir=config.data.data_dir, on_bad=config.data.on_bad)
+    train_data = readers.load_classification(
+        config.data.source, config.data.train_split, **load
+    )
+    validation_data = readers.load_classification(
+        config.data.source, config.data.validation_split, **load
+    )
+    steps_per_epoch = train_cfg.steps_per_epoch or (
+        (train_data.num_examples or 0) // train_cfg.batch_size
+    )
+    if steps_per_epoch < 1:
+        raise ValueError(
+            f"The training split {config.data.source}:{config.data.train_split} "
+            f"has {train_data.num_examples} examples, fewer than one batch of "
+            f"{train_cfg.batch_size}; lower train.batch_size or set "
+            "train.steps_per_epoch."
+        )
+
+    with strategy.scope():
+        model = _build_model(config, len(train_data.class_names))
+        model.compile(
+            optimizer=recipe.make_optimizer(train_cfg, steps_per_epoch),
+            loss={"class_logits": recipe.class_map_crossentropy},
+            metrics={
+                "class_logits": [
+                    recipe.TopKError(1),
+                    recipe.TopKError(min(5, len(train_data.class_names))),
+                ]
+            },
+            jit_compile=train_cfg.jit_compile and _xla_can_run(strategy),
+        )
+        model.optimizer.build(model.trainable_variables)
+        epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        checkpoint = tf.train.Checkpoint(
+            model=model, optimizer=model.optimizer, epoch=epoch
+        )
+    directory = os.path.join(config.output_dir, "checkpoints")
+    if not is_chief():  # other workers write, then ignore, their own copy
+        directory = os.path.join(config.output_dir, "workers", task_id())
+    manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep=3)
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        logger.info("Resuming from %s", manager.latest_checkpoint)
+    initial_epoch = int(epoch.numpy())
+    skip = int(model.optimizer.iterations.numpy()) - initial_epoch * steps_per_epoch
+
+    window = model.geometry.window
+    train_dataset = _training_batches(
+        config,
+        strategy,
+        train_data.dataset,
+        window,
+        steps_per_epoch,
+        initial_epoch,
+        skip,
+    )
+    validation_dataset = pipelines.classification_eval(
+        validation_data.dataset,
+        window,
+        batch_size=train_cfg.batch_size,
+        smallest_side=config.data.smallest_side,
+        drop_remainder=strategy.num_replicas_in_sync > 1,
+    ).with_options(_shard_by(tf.data.experimental.AutoShardPolicy.DATA))
+    run_callbacks = [
+        callback_lib.StopOnNaN(manager),
+        callback_lib.Checkpoints(manager, epoch, train_cfg.checkpoint_every_steps),
+        callback_lib.LearningRateLogger(),
+    ]
+    if is_chief():
+        os.makedirs(config.output_dir, exist_ok=True)
+        save_config(config, os.path.join(config.output_dir, "config.yaml"))
+        log_dir = os.path.join(config.output_dir, "tensorboard")
+        run_callbacks.append(
+            keras.callbacks.TensorBoard(
+                log_dir, histogram_freq=train_cfg.histogram_freq
+            )
+        )
+        if train_cfg.image_summaries:
+            images, labels = _first_examples(
+                validation_dataset, train_cfg.image_summaries
+            )
+            run_callbacks.append(
+                callback_lib.ValidationImages(
+                    images, labels, train_data.class_names, log_dir
+                )
+            )
+    return Run(
+        config=config,
+        model=model,
+        strategy=strategy,
+        train_dataset=train_dataset,
+        validation_dataset=validation_dataset,
+        callbacks=run_callbacks,
+        steps_per_epoch=steps_per_epoch,
+        initial_epoch=initial_epoch,
+        class_names=train_data.class_names,
+        checkpoint_manager=manager,
+    )
+
+
+def train(config: ExperimentConfig) -> keras.callbacks.History:
+    """`prepare` then `model.fit`; saves `output_dir/model.keras` at the end."""
+    run = prepare(config)
+    history = run.model.fit(**run.fit_kwargs())
+    if is_chief():
+        run.model.save(os.path.join(config.output_dir, "model.keras"))
+    return history
+
+
+def _xla_can_run(strategy: tf.distribute.Strategy) -> bool:
+    """XLA cannot compile one step over several replicas on (logical) CPUs."""
+    if strategy.num_replicas_in_sync == 1:
+        return True
+    return not any("CPU" in device for device in strategy.extended.worker_devices)
+
+
+def _build_model(config: ExperimentConfig, num_classes: int) -> of.OverFeat:
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(config.train.mixed_precision)
+    try:
+        return BUILDERS[config.model.network](
+            num_classes,
+            width=config.model.width,
+            initializer=config.model.initializer,
+            dropout=config.model.dropout,
+        )
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def _training_batches(
+    config, strategy, dataset, window, steps_per_epoch, initial_epoch, skip
+):
+    """Epochs `initial_epoch`.. as batches; epoch e is seeded by (seed, e).
+
+    The batches are built per replica (the global batch split evenly), and
+    each worker keeps every n-th of them, so a step sees the same images
+    on any number of replicas and workers as on one device.
+    """
+    replicas = strategy.num_replicas_in_sync
+
+    def per_replica(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        def epoch_batches(epoch):
+            return pipelines.classification_train(
+                dataset,
+                window,
+                batch_size=context.get_per_replica_batch_size(config.train.batch_size),
+                smallest_side=config.data.smallest_side,
+                crops_per_image=config.data.crops_per_image,
+                shuffle_buffer=config.data.shuffle_buffer,
+                seed=config.seed * 1_000_003 + epoch,
+            ).take(steps_per_epoch * replicas)
+
+        epochs = range(initial_epoch, config.train.epochs)
+        batches = functools.reduce(
+            tf.data.Dataset.concatenate, (epoch_batches(e) for e in epochs)
+        ).skip(skip * replicas)
+        batches = batches.shard(context.num_input_pipelines, context.input_pipeline_id)
+        batches = batches.with_options(
+            _shard_by(tf.data.experimental.AutoShardPolicy.OFF)
+        )
+        return batches.prefetch(tf.data.AUTOTUNE)
+
+    if replicas == 1:
+        return per_replica(tf.distribute.InputContext())
+    return strategy.distribute_datasets_from_function(per_replica)
+
+
+def _shard_by(policy) -> tf.data.Options:
+    """Options setting how tf.distribute splits a dataset over workers."""
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = policy
+    return options
+
+
+def _first_examples(dataset, count):
+    images, labels = [], []
+    for batch_images, batch_labels in dataset:
+        images.append(batch_images[:count])
+        labels.append(batch_labels[:count])
+        count -= len(batch_labels)
+        if count <= 0:
+            break
+    return tf.concat(images, 0), tf.concat(labels, 0)

@@ -1,0 +1,226 @@
+"""Training: the paper's recipe, distribution, resumption, TensorBoard, NaN."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+import overfeat_tf.data  # noqa: F401  (registers the built-in data set)
+from overfeat_tf.config import TrainConfig, load_config
+from overfeat_tf.training import (
+    L2SGD,
+    NaNLossError,
+    TopKError,
+    class_map_crossentropy,
+    learning_rate_schedule,
+    make_optimizer,
+    prepare,
+)
+from overfeat_tf.training.strategy import check_global_batch, make_strategy
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "tests" / "scripts" / "train_and_save.py"
+# Tiny runs: no dropout (replicas draw different masks), a gentle rate.
+TINY = ["model.dropout=0.0", "train.learning_rate=0.002", "train.momentum=0.6"]
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory):
+    """The built-in classification data, generated once per test session."""
+    path = tmp_path_factory.mktemp("tfds")
+    tfds.builder(
+        "overfeat_shapes/classification", data_dir=str(path)
+    ).download_and_prepare()
+    return str(path)
+
+
+def train_in_subprocess(out, data_dir, *overrides, logical_cpus=0, env=None, wait=True):
+    command = [sys.executable, str(SCRIPT), str(out), f"--logical-cpus={logical_cpus}"]
+    command += [f"data.data_dir={data_dir}", f"output_dir={out}/run", *TINY, *overrides]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    if not wait:
+        return process
+    output, _ = process.communicate(timeout=600)
+    assert process.returncode == 0, output.decode()[-3000:]
+    return json.loads((Path(out) / "state.json").read_text())
+
+
+def weights(out):
+    """Every array in a run's final .weights.h5, by path."""
+    values = {}
+
+    def visit(name, item):
+        if isinstance(item, h5py.Dataset):
+            values[name] = item[()]
+
+    with h5py.File(Path(out) / "final.weights.h5") as f:
+        f.visititems(visit)
+    return values
+
+
+def assert_same_weights(a, b, rtol=1e-4):
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys() and len(wa) > 10
+    for name in wa:
+        scale = max(np.abs(wa[name]).max(), 1e-3)
+        assert np.abs(wa[name] - wb[name]).max() <= rtol * scale, name
+
+
+def test_paper_schedule_optimizer_and_decay():
+    config = TrainConfig()  # the paper's values are the defaults
+    optimizer = make_optimizer(config, steps_per_epoch=100)
+    schedule = learning_rate_schedule(config, steps_per_epoch=100)
+    rates = {
+        epoch: float(schedule(epoch * 100)) for epoch in (0, 29, 30, 50, 60, 70, 80, 89)
+    }
+    assert rates[0] == rates[29] == pytest.approx(0.05)
+    assert rates[30] == pytest.approx(0.025)
+    assert rates[50] == pytest.approx(0.0125)
+    assert rates[60] == pytest.approx(0.00625)
+    assert rates[70] == pytest.approx(0.003125)
+    assert rates[80] == rates[89] == pytest.approx(0.0015625)
+    assert float(schedule(30 * 100 - 1)) == pytest.approx(0.05)
+    # The optimizer follows the schedule through its step counter.
+    optimizer.iterations.assign(50 * 100)
+    assert float(optimizer.learning_rate) == pytest.approx(0.0125)
+    assert optimizer.momentum == pytest.approx(0.6)
+    assert optimizer.l2 == pytest.approx(1e-5)
+    assert config.batch_size == 128
+
+
+def test_linear_lr_scaling():
+    config = TrainConfig(batch_size=512, lr_scaling="linear")
+    assert config.effective_learning_rate == pytest.approx(0.2)
+    assert float(learning_rate_schedule(config, 10)(0)) == pytest.approx(0.2)
+
+
+def test_l2sgd_is_the_torch_update():
+    # v = m * v - lr * (g + l2 * w); w += v, computed by hand.
+    w0, lr, m, l2 = np.array([1.0, -2.0, 3.0]), 0.1, 0.6, 0.01
+    variable = keras.Variable(w0.astype(np.float32))
+    optimizer = L2SGD(learning_rate=lr, momentum=m, l2=l2)
+    w, v = w0.copy(), np.zeros(3)
+    for g in (np.array([0.5, 0.1, -0.2]), np.array([-0.3, 0.2, 0.4])):
+        optimizer.apply([g.astype(np.float32)], [variable])
+        v = m * v - lr * (g + l2 * w)
+        w = w + v
+        np.testing.assert_allclose(np.asarray(variable), w, rtol=1e-6)
+
+
+def test_loss_and_top_k_error_values():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(6, 2, 3, 7)).astype(np.float32)
+    labels = np.array([0, 3, 6, 2, 2, 5])
+    loss = np.asarray(class_map_crossentropy(labels, logits))
+    log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    expected = -np.mean(log_probs[np.arange(6), :, :, labels], axis=(1, 2))
+    np.testing.assert_allclose(loss, expected, rtol=1e-5)
+    scores = logits.max(axis=(1, 2))
+    ranks = (scores > scores[np.arange(6), labels][:, None]).sum(1)
+    for k in (1, 5):
+        metric = TopKError(k)
+        metric.update_state(labels, logits)
+        assert float(metric.result()) == pytest.approx(100 * np.mean(ranks >= k))
+
+
+def test_global_batch_must_split_over_replicas():
+    class TwoReplicas:
+        num_replicas_in_sync = 2
+
+    assert check_global_batch(8, TwoReplicas()) == 4
+    with pytest.raises(ValueError, match="divisible by the 2 replicas.*batch_size=7"):
+        check_global_batch(7, TwoReplicas())
+
+
+def test_training_learns_and_mirrored_equals_one_device(data_dir, tmp_path):
+    # XLA cannot run over CPU replicas, so compare both without it.
+    common = ["train.epochs=2", "train.steps_per_epoch=6", "train.jit_compile=false"]
+    one = train_in_subprocess(tmp_path / "one", data_dir, *common, logical_cpus=2)
+    two = train_in_subprocess(
+        tmp_path / "two", data_dir, *common, "train.strategy=mirrored", logical_cpus=2
+    )
+    assert (one["replicas"], two["replicas"]) == (1, 2)
+    assert one["iterations"] == two["iterations"] == 12
+    assert one["loss_after"] < one["loss_before"]
+    assert_same_weights(tmp_path / "one", tmp_path / "two", rtol=1e-3)
+
+
+def test_multi_worker_is_refused_with_the_upstream_reason():
+    # Two local workers with TF_CONFIG fail inside Keras 3's fit
+    # (keras-team/keras#20585); the strategy says so up front.
+    with pytest.raises(NotImplementedError, match="keras-team/keras#20585"):
+        make_strategy("multi_worker")
+
+
+def test_killed_run_resumes_to_the_uninterrupted_result(data_dir, tmp_path):
+    # Checkpoints every 3 steps of 4-step epochs: the kill lands mid-epoch.
+    common = [
+        "train.epochs=3",
+        "train.steps_per_epoch=4",
+        "train.checkpoint_every_steps=3",
+    ]
+    reference = train_in_subprocess(tmp_path / "reference", data_dir, *common)
+
+    out = tmp_path / "killed"
+    process = train_in_subprocess(out, data_dir, *common, wait=False)
+    marker = out / "run" / "checkpoints" / "ckpt-6.index"
+    deadline = time.time() + 300
+    while not marker.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    assert process.returncode == -signal.SIGKILL, "the run ended before it was killed"
+
+    resumed = train_in_subprocess(out, data_dir, *common)
+    assert resumed["initial_epoch"] >= 1 and resumed["iterations"] == 12
+    assert reference["epochs_run"] == 3 and reference["iterations"] == 12
+    assert_same_weights(tmp_path / "reference", out, rtol=1e-4)
+
+    # TensorBoard: scalars, histograms and captioned validation images.
+    tags = set()
+    for event_file in (tmp_path / "reference" / "run" / "tensorboard").rglob(
+        "events.out.*"
+    ):
+        for event in tf.compat.v1.train.summary_iterator(str(event_file)):
+            tags.update(value.tag for value in event.summary.value)
+    for tag in (
+        "epoch_loss",
+        "epoch_top1_error",
+        "epoch_top5_error",
+        "epoch_learning_rate",
+    ):
+        assert tag in tags, sorted(tags)
+    assert any(tag.startswith("conv1/") for tag in tags), sorted(tags)  # histograms
+    assert "predictions" in tags
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(data_dir, tmp_path):
+    overrides = [
+        f"data.data_dir={data_dir}",
+        f"output_dir={tmp_path}",
+        "train.learning_rate=1.0e+4",
+        "train.checkpoint_every_steps=1",
+        "train.image_summaries=0",
+    ]
+    run = prepare(load_config("tiny", overrides))
+    with pytest.raises(NaNLossError, match="last good checkpoint is .*ckpt-"):
+        run.model.fit(**run.fit_kwargs(), verbose=0)
+    latest = run.checkpoint_manager.latest_checkpoint
+    reader = tf.train.load_checkpoint(latest)
+    for name in reader.get_variable_to_shape_map():
+        value = reader.get_tensor(name)
+        if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+            assert np.isfinite(value).all(), name
