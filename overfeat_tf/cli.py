@@ -124,6 +124,11 @@ def _train(args) -> str:
         overrides.append(f"output_dir={args.output_dir}")
     config = load_config(args.config, overrides)
     history = train(config)
+    if not history.history:
+        return (
+            f"{config.output_dir} already finished its {config.train.epochs} epochs; "
+            f"model: {config.output_dir}/model.keras"
+        )
     last = {name: values[-1] for name, values in history.history.items()}
     figures = ", ".join(f"{name} {value:.4g}" for name, value in sorted(last.items()))
     return f"trained {config.output_dir}/model.keras: {figures}"
@@ -196,7 +201,13 @@ def main(argv: list[str] | None = None) -> int:
     command = {"describe": _describe, "train": _train}[args.command]
     try:
         print(command(args))
-    except (ValueError, FloatingPointError) as error:
+    except (
+        ValueError,
+        TypeError,
+        FileNotFoundError,
+        FloatingPointError,
+        NotImplementedError,
+    ) as error:
         print(f"overfeat {args.command}: error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -164,6 +164,10 @@ class TrainConfig:
             `lr_decay_factor`; strictly increasing, each >= 1. Default
             (30, 50, 60, 70, 80).
         lr_decay_factor: the factor, in (0, 1]. Default 0.5.
+        warmup_epochs: epochs over which the rate rises linearly from 0
+            (Goyal et al. 2017); >= 0. Default 0 (the paper has none). A
+            network without normalization layers can lose most of its
+            ReLUs to the first full-rate steps; the small recipes warm up.
         lr_scaling: `"none"` (default) or `"linear"`; see above.
         reference_batch_size: batch size that `learning_rate` is for (>= 1).
             Default 128.
@@ -192,6 +196,7 @@ class TrainConfig:
     weight_decay: float = 1e-5
     lr_decay_epochs: tuple[int, ...] = (30, 50, 60, 70, 80)
     lr_decay_factor: float = 0.5
+    warmup_epochs: float = 0.0
     lr_scaling: Literal["none", "linear"] = "none"
     reference_batch_size: int = 128
     steps_per_epoch: int | None = None
@@ -221,6 +226,7 @@ class TrainConfig:
             "strictly increasing epochs, each >= 1",
         )
         _require(self, "lr_decay_factor", 0 < self.lr_decay_factor <= 1, "in (0, 1]")
+        _require(self, "warmup_epochs", self.warmup_epochs >= 0, ">= 0")
         for name in ("steps_per_epoch", "validation_steps", "checkpoint_every_steps"):
             value = getattr(self, name)
             _require(self, name, value is None or value >= 1, "None or >= 1")

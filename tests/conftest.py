@@ -12,3 +12,16 @@ import pytest  # noqa: E402
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory):
+    """The built-in classification data, generated once per test session."""
+    import tensorflow_datasets as tfds
+
+    import overfeat_tf.data  # noqa: F401  (registers the builder)
+
+    path = tmp_path_factory.mktemp("tfds")
+    builder = tfds.builder("overfeat_shapes/classification", data_dir=str(path))
+    builder.download_and_prepare()
+    return str(path)

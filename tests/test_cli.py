@@ -40,3 +40,45 @@ def test_describe_errors(capsys):
         with pytest.raises(SystemExit) as exit_info:
             cli.main(["describe", *bad])
         assert exit_info.value.code == 2
+
+
+def test_train_runs_a_recipe_and_resumes(data_dir, tmp_path, capsys):
+    args = [
+        "train",
+        "--config",
+        "tiny",
+        "--output-dir",
+        str(tmp_path),
+        f"data.data_dir={data_dir}",
+        "train.learning_rate=0.002",
+    ]
+    assert cli.main(args) == 0
+    assert "top1_error" in capsys.readouterr().out
+    assert (tmp_path / "model.keras").exists()
+    assert (tmp_path / "config.yaml").exists()
+    # Run again: every epoch is done, so it resumes at the end.
+    assert cli.main(args) == 0
+    assert "already finished its 2 epochs" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--config", "no_such_recipe"], "shapes_accurate"),
+        (["--config", "tiny", "train.batchsize=3"], "train.batchsize"),
+        (["--config", "tiny", "train.learning_rate=-1"], "learning_rate must be > 0"),
+        (["--config", "tiny", "--strategy", "multi_worker"], "keras-team/keras#20585"),
+    ],
+)
+def test_train_errors_are_one_line(args, message, capsys):
+    assert cli.main(["train", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.startswith("overfeat train: error:")
+
+
+def test_help_of_every_subcommand(capsys):
+    for command in ("describe", "train"):
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main([command, "--help"])
+        assert exit_info.value.code == 0
+        assert "examples:" in capsys.readouterr().out

@@ -13,9 +13,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-import tensorflow_datasets as tfds
 
-import overfeat_tf.data  # noqa: F401  (registers the built-in data set)
 from overfeat_tf.config import TrainConfig, load_config
 from overfeat_tf.training import (
     L2SGD,
@@ -32,16 +30,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tests" / "scripts" / "train_and_save.py"
 # Tiny runs: no dropout (replicas draw different masks), a gentle rate.
 TINY = ["model.dropout=0.0", "train.learning_rate=0.002", "train.momentum=0.6"]
-
-
-@pytest.fixture(scope="session")
-def data_dir(tmp_path_factory):
-    """The built-in classification data, generated once per test session."""
-    path = tmp_path_factory.mktemp("tfds")
-    tfds.builder(
-        "overfeat_shapes/classification", data_dir=str(path)
-    ).download_and_prepare()
-    return str(path)
 
 
 def train_in_subprocess(out, data_dir, *overrides, logical_cpus=0, env=None, wait=True):
@@ -105,6 +93,15 @@ def test_linear_lr_scaling():
     config = TrainConfig(batch_size=512, lr_scaling="linear")
     assert config.effective_learning_rate == pytest.approx(0.2)
     assert float(learning_rate_schedule(config, 10)(0)) == pytest.approx(0.2)
+
+
+def test_warmup_rises_linearly_then_follows_the_schedule():
+    config = TrainConfig(learning_rate=0.01, warmup_epochs=2, lr_decay_epochs=(5,))
+    schedule = learning_rate_schedule(config, steps_per_epoch=10)
+    rates = [float(schedule(step)) for step in range(60)]
+    np.testing.assert_allclose(rates[:20], 0.01 * np.arange(1, 21) / 20, rtol=1e-5)
+    np.testing.assert_allclose(rates[20:50], 0.01, rtol=1e-6)
+    np.testing.assert_allclose(rates[50:], 0.005, rtol=1e-6)
 
 
 def test_l2sgd_is_the_torch_update():

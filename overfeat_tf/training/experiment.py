@@ -119,7 +119,7 @@ def prepare(config: ExperimentConfig) -> Run:
         )
 
     with strategy.scope():
-        model = _build_model(config, len(train_data.class_names))
+        model = build_model(config, len(train_data.class_names))
         model.compile(
             optimizer=recipe.make_optimizer(train_cfg, steps_per_epoch),
             loss={"class_logits": recipe.class_map_crossentropy},
@@ -216,7 +216,8 @@ def _xla_can_run(strategy: tf.distribute.Strategy) -> bool:
     return not any("CPU" in device for device in strategy.extended.worker_devices)
 
 
-def _build_model(config: ExperimentConfig, num_classes: int) -> of.OverFeat:
+def build_model(config: ExperimentConfig, num_classes: int) -> of.OverFeat:
+    """The config's network, in its mixed-precision policy (uncompiled)."""
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(config.train.mixed_precision)
     try:
@@ -253,7 +254,8 @@ def _training_batches(
                 seed=config.seed * 1_000_003 + epoch,
             ).take(steps_per_epoch * replicas)
 
-        epochs = range(initial_epoch, config.train.epochs)
+        # A finished run still gets a (never read) epoch: fit runs none.
+        epochs = range(initial_epoch, config.train.epochs) or [initial_epoch]
         batches = functools.reduce(
             tf.data.Dataset.concatenate, (epoch_batches(e) for e in epochs)
         ).skip(skip * replicas)

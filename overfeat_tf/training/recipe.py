@@ -45,6 +45,8 @@ def learning_rate_schedule(
 ) -> keras.optimizers.schedules.LearningRateSchedule:
     """The learning rate, multiplied by `lr_decay_factor` after each decay epoch.
 
+    With `warmup_epochs`, the rate first rises linearly from 0.
+
     Boundaries are in optimizer steps: "after epoch e" means from the first
     step of epoch e, step `e * steps_per_epoch` (counted from 0), on. The
     rate is `config.effective_learning_rate` (scaled with the global batch
@@ -56,7 +58,34 @@ def learning_rate_schedule(
     values = [rate * config.lr_decay_factor**i for i in range(len(boundaries) + 1)]
     if not boundaries:  # PiecewiseConstantDecay needs one boundary
         boundaries, values = [2**62], [rate, rate]
-    return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+    schedule = keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+    warmup_steps = round(config.warmup_epochs * steps_per_epoch)
+    return LinearWarmup(schedule, warmup_steps) if warmup_steps else schedule
+
+
+@keras.saving.register_keras_serializable(package="overfeat_tf")
+class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
+    """`schedule`, scaled by (step + 1) / warmup_steps until warmup_steps."""
+
+    def __init__(self, schedule, warmup_steps: int):
+        self.schedule = schedule
+        self.warmup_steps = warmup_steps
+
+    def __call__(self, step):
+        step = keras.ops.cast(step, "float32")
+        ramp = keras.ops.minimum(1.0, (step + 1.0) / self.warmup_steps)
+        return self.schedule(step) * ramp
+
+    def get_config(self):
+        return {
+            "schedule": keras.saving.serialize_keras_object(self.schedule),
+            "warmup_steps": self.warmup_steps,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        schedule = keras.saving.deserialize_keras_object(config["schedule"])
+        return cls(schedule, config["warmup_steps"])
 
 
 def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> L2SGD:
