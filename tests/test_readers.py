@@ -358,7 +358,7 @@ def bad_voc(tmp_path, rng, case):
         with open(f"{voc}/Annotations/000002.xml", "w") as f:
             f.write("<annotation><size><width>5</width></size></annotation>")
         return voc, kwargs, "000002.xml"
-    raise NotImplementedError(case)
+    raise ValueError(f"unknown bad-data case {case!r}")
 
 
 def bad_coco(tmp_path, rng, case):

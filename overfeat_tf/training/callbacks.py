@@ -47,8 +47,9 @@ class Checkpoints(keras.callbacks.Callback):
         self.manager.save(checkpoint_number=step)
 
     def on_train_batch_end(self, batch, logs=None):
-        step = int(self.model.optimizer.iterations.numpy())
-        if self.every_n_steps and step % self.every_n_steps == 0:
+        if not self.every_n_steps:  # no host sync per step unless asked
+            return
+        if int(self.model.optimizer.iterations.numpy()) % self.every_n_steps == 0:
             self._save(logs)
 
     def on_epoch_end(self, epoch, logs=None):

@@ -32,12 +32,7 @@ from overfeat_tf.config import ExperimentConfig, save_config
 from overfeat_tf.data import pipelines, readers
 from overfeat_tf.training import callbacks as callback_lib
 from overfeat_tf.training import recipe
-from overfeat_tf.training.strategy import (
-    check_global_batch,
-    is_chief,
-    make_strategy,
-    task_id,
-)
+from overfeat_tf.training.strategy import check_global_batch, make_strategy
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +51,7 @@ class Run:
             `DistributedDataset` under several replicas).
         validation_dataset: center-crop validation batches (one pass).
         callbacks: checkpoints, NaN guard, learning-rate logging, TensorBoard
-            and validation images (the last two on the chief only).
+            and validation images.
         steps_per_epoch: optimizer steps per epoch.
         initial_epoch: the first epoch to run (> 0 when resuming).
         class_names: the data's class names.
@@ -137,8 +132,6 @@ def prepare(config: ExperimentConfig) -> Run:
             model=model, optimizer=model.optimizer, epoch=epoch
         )
     directory = os.path.join(config.output_dir, "checkpoints")
-    if not is_chief():  # other workers write, then ignore, their own copy
-        directory = os.path.join(config.output_dir, "workers", task_id())
     manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep=3)
     if manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
@@ -162,30 +155,25 @@ def prepare(config: ExperimentConfig) -> Run:
         batch_size=train_cfg.batch_size,
         smallest_side=config.data.smallest_side,
         drop_remainder=strategy.num_replicas_in_sync > 1,
-    ).with_options(_shard_by(tf.data.experimental.AutoShardPolicy.DATA))
+    )
     run_callbacks = [
         callback_lib.StopOnNaN(manager),
         callback_lib.Checkpoints(manager, epoch, train_cfg.checkpoint_every_steps),
         callback_lib.LearningRateLogger(),
     ]
-    if is_chief():
-        os.makedirs(config.output_dir, exist_ok=True)
-        save_config(config, os.path.join(config.output_dir, "config.yaml"))
-        log_dir = os.path.join(config.output_dir, "tensorboard")
+    os.makedirs(config.output_dir, exist_ok=True)
+    save_config(config, os.path.join(config.output_dir, "config.yaml"))
+    log_dir = os.path.join(config.output_dir, "tensorboard")
+    run_callbacks.append(
+        keras.callbacks.TensorBoard(log_dir, histogram_freq=train_cfg.histogram_freq)
+    )
+    if train_cfg.image_summaries:
+        images, labels = _first_examples(validation_dataset, train_cfg.image_summaries)
         run_callbacks.append(
-            keras.callbacks.TensorBoard(
-                log_dir, histogram_freq=train_cfg.histogram_freq
+            callback_lib.ValidationImages(
+                images, labels, train_data.class_names, log_dir
             )
         )
-        if train_cfg.image_summaries:
-            images, labels = _first_examples(
-                validation_dataset, train_cfg.image_summaries
-            )
-            run_callbacks.append(
-                callback_lib.ValidationImages(
-                    images, labels, train_data.class_names, log_dir
-                )
-            )
     return Run(
         config=config,
         model=model,
@@ -204,8 +192,7 @@ def train(config: ExperimentConfig) -> keras.callbacks.History:
     """`prepare` then `model.fit`; saves `output_dir/model.keras` at the end."""
     run = prepare(config)
     history = run.model.fit(**run.fit_kwargs())
-    if is_chief():
-        run.model.save(os.path.join(config.output_dir, "model.keras"))
+    run.model.save(os.path.join(config.output_dir, "model.keras"))
     return history
 
 
@@ -260,21 +247,11 @@ def _training_batches(
             tf.data.Dataset.concatenate, (epoch_batches(e) for e in epochs)
         ).skip(skip * replicas)
         batches = batches.shard(context.num_input_pipelines, context.input_pipeline_id)
-        batches = batches.with_options(
-            _shard_by(tf.data.experimental.AutoShardPolicy.OFF)
-        )
         return batches.prefetch(tf.data.AUTOTUNE)
 
     if replicas == 1:
         return per_replica(tf.distribute.InputContext())
     return strategy.distribute_datasets_from_function(per_replica)
-
-
-def _shard_by(policy) -> tf.data.Options:
-    """Options setting how tf.distribute splits a dataset over workers."""
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = policy
-    return options
 
 
 def _first_examples(dataset, count):

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-
 import tensorflow as tf
 
 STRATEGIES = ("default", "one_device", "mirrored", "multi_worker", "tpu")
@@ -57,21 +54,3 @@ def check_global_batch(batch_size: int, strategy: tf.distribute.Strategy) -> int
             f"{replicas} replicas of the strategy. Received: batch_size={batch_size}"
         )
     return batch_size // replicas
-
-
-def _task() -> dict:
-    return json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
-
-
-def is_chief() -> bool:
-    """Whether this process writes checkpoints, logs and the final model."""
-    task = _task()
-    return task.get("type") in (None, "chief") or (
-        task.get("type") == "worker" and task.get("index") == 0
-    )
-
-
-def task_id() -> str:
-    """This process's task in `TF_CONFIG`, e.g. "worker_1"."""
-    task = _task()
-    return f"{task.get('type', 'worker')}_{task.get('index', 0)}"
