@@ -26,7 +26,7 @@ from overfeat_tf.training import experiment, recipe  # noqa: E402
 def images_per_second(config, precision, steps):
     config = load_config(config, [f"train.mixed_precision={precision}"])
     keras.utils.set_random_seed(config.seed)
-    model = experiment.build_model(config, num_classes=10)
+    model = experiment.build_model(config, class_names=[str(i) for i in range(10)])
     model.compile(
         optimizer=recipe.make_optimizer(config.train, steps_per_epoch=100),
         loss={"class_logits": recipe.class_map_crossentropy},

@@ -5,10 +5,14 @@ Subcommands:
         input size, its parameters and multiply-adds, and the geometry.
     train: train a classifier from a recipe in configs/ (resumes a run
         that was interrupted when run again with the same output folder).
+    evaluate: the paper's Table 2 protocols on a data set split.
+    predict: the top-5 classes of image files, printed and written as JSON.
 
 Example:
     overfeat describe --network accurate --image-size 461x569 --stride fine
     overfeat train --config shapes_accurate train.epochs=3
+    overfeat evaluate --config shapes_fast
+    overfeat predict --model runs/shapes_fast photos/
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ EXAMPLES = """examples:
   overfeat train --config shapes_accurate
   overfeat train --config configs/paper_fast.yaml --strategy mirrored train.epochs=2
   overfeat train --config shapes_fast --output-dir runs/try1 model.width=0.5
+  overfeat evaluate --config shapes_fast --split test --scales 1,2,4,6
+  overfeat predict --task classify --model runs/shapes_fast/model.keras cat.jpg photos/
 """
 
 
@@ -53,6 +59,54 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1; got {text}")
     return value
+
+
+def _number_list(kind):
+    def parse(text: str):
+        try:
+            values = tuple(kind(v) for v in text.split(","))
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated numbers, e.g. 1,2,4,6; got {text!r}"
+            ) from None
+        if not values or min(values) <= 0:
+            raise argparse.ArgumentTypeError(f"numbers must be positive; got {text!r}")
+        return values
+
+    return parse
+
+
+def _add_scale_flags(parser, scales_help):
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--scales", type=_number_list(int), metavar="I,J,...", help=scales_help
+    )
+    group.add_argument(
+        "--scale-sizes",
+        type=_number_list(int),
+        metavar="PX,...",
+        help="scales as shorter sides in pixels (each >= the window)",
+    )
+    group.add_argument(
+        "--scale-factors",
+        type=_number_list(float),
+        metavar="F,...",
+        help="scales as multiples of the window (e.g. 1,1.25,1.5)",
+    )
+
+
+def _add_model_flags(parser):
+    parser.add_argument(
+        "--model",
+        help="a saved model (.keras) or a run folder holding model.keras "
+        "(default: OUTPUT_DIR/model.keras of --config)",
+    )
+    parser.add_argument(
+        "--config", help="a YAML recipe path or bundled name: its run folder and data"
+    )
+    parser.add_argument(
+        "--task", choices=("classify",), default="classify", help="what to run"
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -110,7 +164,173 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "overrides", nargs="*", metavar="KEY=VALUE", help="config overrides"
     )
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="top-1/top-5 error of the Table 2 protocols on a data split",
+        description=(
+            "Evaluate a trained classifier with the paper's Table 2 protocols "
+            "(1 scale coarse, 1 scale fine, several scales fine, 6 scales fine, "
+            "10 views) on the config's data, and print the table."
+        ),
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_model_flags(evaluate)
+    evaluate.add_argument("--split", help="data split (default: data.test_split)")
+    evaluate.add_argument(
+        "--limit", type=_positive_int, help="evaluate the first N images only"
+    )
+    evaluate.add_argument(
+        "--no-flips", action="store_true", help="dense rows without mirrored images"
+    )
+    evaluate.add_argument("--output", help="also write the results as JSON here")
+    evaluate.add_argument(
+        "--scales",
+        type=_number_list(int),
+        default=(1, 2, 4, 6),
+        metavar="I,J,...",
+        help="Table 5 scale numbers of the several-scales row (default 1,2,4,6)",
+    )
+    evaluate.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE", help="config overrides"
+    )
+
+    predict = commands.add_parser(
+        "predict",
+        help="top-5 classes of image files or folders, printed and saved as JSON",
+        description=(
+            "Classify images with the multi-scale dense pass (default: all six "
+            "Table 5 scales, fine stride, flips) and print each image's top "
+            "classes. JSON output: {image: [[class_id, name, probability], ...]}."
+        ),
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_model_flags(predict)
+    predict.add_argument("images", nargs="+", help="image files or folders of images")
+    _add_scale_flags(predict, "Table 5 scale numbers, e.g. 1,2,4,6 (default: all 6)")
+    predict.add_argument("--stride", choices=("fine", "coarse"), default="fine")
+    predict.add_argument("--no-flips", action="store_true", help="no mirrored images")
+    predict.add_argument("--top-k", type=_positive_int, default=5)
+    predict.add_argument(
+        "--output",
+        default="predictions.json",
+        help="JSON file to write (default: predictions.json)",
+    )
     return parser
+
+
+def _load_model(args, config):
+    """The model of --model, else the run folder of --config."""
+    import keras
+
+    import overfeat_tf  # noqa: F401  (registers the model classes)
+
+    if args.model is None and config is None:
+        raise ValueError("give --model PATH or --config NAME (its run folder)")
+    path = args.model or config.output_dir
+    if os.path.isdir(path):
+        path = os.path.join(path, "model.keras")
+    if not os.path.isfile(path):
+        hint = (
+            f"train it first: overfeat train --config {args.config}"
+            if args.config and not args.model
+            else "pass --model with a .keras file or a run folder"
+        )
+        raise FileNotFoundError(f"No trained model at {path}; {hint}")
+    return keras.saving.load_model(path, compile=False)
+
+
+def _scales(args, geometry):
+    from overfeat_tf import inference
+
+    if args.scales:
+        return inference.paper_scales(geometry, args.scales)
+    if args.scale_factors:
+        return inference.scales_from_factors(geometry, args.scale_factors)
+    return args.scale_sizes  # None: the default six
+
+
+def _evaluate(args) -> str:
+    import json
+
+    from overfeat_tf.config import load_config
+    from overfeat_tf.data import readers
+    from overfeat_tf.evaluation import (
+        evaluate_classification,
+        format_table,
+        table2_protocols,
+    )
+
+    if args.config is None:
+        raise ValueError(
+            "give --config NAME: the recipe names the data and the run folder"
+        )
+    config = load_config(args.config, args.overrides)
+    model = _load_model(args, config)
+    split = args.split or config.data.test_split
+    data = readers.load_classification(
+        config.data.source,
+        split,
+        data_dir=config.data.data_dir,
+        on_bad=config.data.on_bad,
+    )
+    results = evaluate_classification(
+        model,
+        data.dataset,
+        table2_protocols(model, args.scales, flips=not args.no_flips),
+        limit=args.limit,
+        smallest_side=config.data.smallest_side,
+    )
+    table = format_table(results)
+    if args.output:
+        rows = [
+            {
+                "configuration": r.protocol.name,
+                "top1_error": r.top1_error,
+                "top5_error": r.top5_error,
+                "images_per_second": r.images_per_second,
+                "num_images": r.num_images,
+            }
+            for r in results
+        ]
+        with open(args.output, "w") as f:
+            json.dump({"data": f"{config.data.source}:{split}", "results": rows}, f, indent=2)
+    return f"{config.data.source}:{split}, {results[0].num_images} images\n{table}"
+
+
+def _predict(args) -> str:
+    import json
+
+    from overfeat_tf.config import load_config
+    from overfeat_tf.data.files import image_files, read_image
+    from overfeat_tf.inference import Classifier
+
+    config = load_config(args.config) if args.config else None
+    files = image_files(args.images)
+    model = _load_model(args, config)
+    top_k = min(args.top_k, model.num_classes)
+    classifier = Classifier(
+        model,
+        scales=_scales(args, model.geometry),
+        stride=args.stride,
+        flips=not args.no_flips,
+        top_k=top_k,
+    )
+    names = model.class_names or [str(i) for i in range(model.num_classes)]
+    predictions, lines = {}, []
+    for path in files:
+        out = classifier(read_image(path))
+        ids = out["top_k_ids"].numpy().tolist()
+        probs = out["top_k_probabilities"].numpy().tolist()
+        predictions[path] = [[i, names[i], p] for i, p in zip(ids, probs)]
+        lines.append(path)
+        lines += [f"  {p:6.1%}  {names[i]} ({i})" for i, p in zip(ids, probs)]
+    with open(args.output, "w") as f:
+        json.dump(predictions, f, indent=2)
+    lines.append(f"wrote {args.output} ({len(files)} images)")
+    return "\n".join(lines)
 
 
 def _train(args) -> str:
@@ -198,7 +418,12 @@ def _describe(args) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    command = {"describe": _describe, "train": _train}[args.command]
+    command = {
+        "describe": _describe,
+        "train": _train,
+        "evaluate": _evaluate,
+        "predict": _predict,
+    }[args.command]
     try:
         print(command(args))
     except (

@@ -9,6 +9,8 @@ run on the TensorFlow and JAX backends alike.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import keras
 
 from overfeat_tf.architectures import (
@@ -108,10 +110,13 @@ class OverFeat(keras.Model):
             of a trained model.
         shared_with: an `OverFeat` whose layers (and weights) this model
             reuses instead of making its own; how `dense` builds its twins.
+        class_names: the label map, one name per class (optional); saved
+            with the model, so inference and exports can name classes.
 
     Raises:
         ValueError: for width <= 0, num_classes < 1, an unknown stride or
-            initializer, and, when called, for images that are not
+            initializer, `class_names` of another length than num_classes,
+            and, when called, for images that are not
             [B, H, W, 3] of a float dtype with H and W >= the window.
     """
 
@@ -125,11 +130,19 @@ class OverFeat(keras.Model):
         dropout: float = 0.5,
         stride: Stride = "coarse",
         shared_with: OverFeat | None = None,
+        class_names: Sequence[str] | None = None,
         **kwargs,
     ):
         if isinstance(spec, dict):
             spec = OverFeatSpec.from_dict(spec)
         _check_arguments(num_classes, width, dropout, stride)
+        if class_names is not None:
+            class_names = tuple(str(name) for name in class_names)
+            if len(class_names) != num_classes:
+                raise ValueError(
+                    f"class_names must have num_classes={num_classes} names. "
+                    f"Received: {len(class_names)} names"
+                )
         if shared_with is None:
             layers = _make_layers(spec, num_classes, width, initializer, dropout)
         else:
@@ -174,6 +187,7 @@ class OverFeat(keras.Model):
         self.initializer = initializer
         self.dropout = dropout
         self.stride = stride
+        self.class_names = class_names
         self._activations = activations
 
     def activation(self, name: str) -> keras.KerasTensor:
@@ -212,6 +226,7 @@ class OverFeat(keras.Model):
             ),
             "dropout": self.dropout,
             "stride": self.stride,
+            "class_names": None if self.class_names is None else list(self.class_names),
         }
 
     @classmethod

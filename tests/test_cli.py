@@ -1,8 +1,26 @@
 """The `overfeat` command."""
 
-import pytest
+import json
 
+import numpy as np
+import pytest
+from PIL import Image
+
+import overfeat_tf as of
 from overfeat_tf import cli
+from overfeat_tf.data import shapes
+from overfeat_tf.inference import Classifier
+
+from helpers import TINY
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory):
+    """An untrained tiny classifier of the built-in classes, saved as a run."""
+    folder = tmp_path_factory.mktemp("run")
+    model = of.overfeat_fast(10, width=TINY, class_names=shapes.CLASS_NAMES)
+    model.save(folder / "model.keras")
+    return model, folder
 
 
 def test_describe_accurate_fine(capsys):
@@ -77,8 +95,73 @@ def test_train_errors_are_one_line(args, message, capsys):
 
 
 def test_help_of_every_subcommand(capsys):
-    for command in ("describe", "train"):
+    for command in ("describe", "train", "evaluate", "predict"):
         with pytest.raises(SystemExit) as exit_info:
             cli.main([command, "--help"])
         assert exit_info.value.code == 0
         assert "examples:" in capsys.readouterr().out
+
+
+def test_predict_writes_the_classifier_outputs(saved_model, tmp_path, rng, capsys):
+    model, run = saved_model
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    images = {}
+    for name, size in (("a.png", (240, 260)), ("b.BMP", (300, 250))):
+        pixels = rng.integers(0, 256, (*size, 3), np.uint8)
+        Image.fromarray(pixels).save(folder / name)  # lossless: pixels as is
+        images[str(folder / name)] = pixels
+    (folder / "notes.txt").write_text("not an image")
+    output = tmp_path / "out.json"
+    args = ["predict", "--model", str(run), str(folder), "--scales", "1,2"]
+    assert cli.main([*args, "--output", str(output)]) == 0
+    printed = capsys.readouterr().out
+    predictions = json.loads(output.read_text())
+    assert list(predictions) == sorted(images)
+    classifier = Classifier(model, scales=(256, 294))
+    for path, pixels in images.items():
+        want = classifier(pixels)
+        ids = want["top_k_ids"].numpy()
+        assert [row[0] for row in predictions[path]] == ids.tolist()
+        assert [row[1] for row in predictions[path]] == [shapes.CLASS_NAMES[i] for i in ids]
+        np.testing.assert_allclose(
+            [row[2] for row in predictions[path]], want["top_k_probabilities"], rtol=1e-5
+        )
+        assert path in printed and shapes.CLASS_NAMES[ids[0]] in printed
+
+
+def test_predict_errors_name_the_file(saved_model, tmp_path, capsys):
+    _, run = saved_model
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8 not really a jpeg")
+    cases = [
+        (["--model", str(run), str(broken)], "Cannot decode image " + str(broken)),
+        (["--model", str(run), str(tmp_path / "nope.png")], "nope.png"),
+        (["--model", str(tmp_path / "none.keras"), str(broken)], "none.keras"),
+        (["--model", str(run), str(broken), "--scale-sizes", "100"], "at least the window"),
+    ]
+    for args, message in cases:
+        assert cli.main(["predict", *args, "--output", str(tmp_path / "p.json")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("overfeat predict: error:") and message in err
+    with pytest.raises(SystemExit):
+        cli.main(["predict", "--model", str(run), "x.png", "--scales", "1,a"])
+
+
+def test_evaluate_prints_table2(saved_model, data_dir, tmp_path, capsys):
+    _, run = saved_model
+    output = tmp_path / "results.json"
+    args = ["evaluate", "--config", "tiny", "--model", str(run), "--limit", "3"]
+    args += ["--output", str(output), f"data.data_dir={data_dir}"]
+    assert cli.main(args) == 0
+    out = capsys.readouterr().out
+    assert "overfeat_shapes/classification:test, 3 images" in out
+    results = json.loads(output.read_text())["results"]
+    assert [r["configuration"] for r in results][-1].startswith("10 views")
+    assert len(results) == 5
+    for r in results:
+        assert 0 <= r["top1_error"] <= r["top5_error"] or r["top5_error"] <= r["top1_error"]
+        assert f"| {r['configuration']} | {r['top1_error']:.2f} |" in out
+    missing = ["evaluate", "--config", "tiny", f"output_dir={tmp_path / 'empty'}"]
+    assert cli.main(missing) == 2
+    assert "train it first: overfeat train --config tiny" in capsys.readouterr().err

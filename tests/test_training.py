@@ -17,6 +17,7 @@ import tensorflow as tf
 from overfeat_tf.config import TrainConfig, load_config
 from overfeat_tf.training import (
     L2SGD,
+    L2Adam,
     NaNLossError,
     TopKError,
     class_map_crossentropy,
@@ -115,6 +116,28 @@ def test_l2sgd_is_the_torch_update():
         v = m * v - lr * (g + l2 * w)
         w = w + v
         np.testing.assert_allclose(np.asarray(variable), w, rtol=1e-6)
+
+
+def test_l2adam_is_adam_on_the_l2_gradient():
+    # Adam (Kingma & Ba, with Keras's epsilon placement) on g + l2 * w, by hand.
+    w0, lr, l2, b1, b2, eps = np.array([1.0, -2.0, 3.0]), 0.1, 0.01, 0.9, 0.999, 1e-7
+    variable = keras.Variable(w0.astype(np.float32))
+    optimizer = L2Adam(learning_rate=lr, l2=l2)
+    w, m, v = w0.copy(), np.zeros(3), np.zeros(3)
+    for t, g in enumerate((np.array([0.5, 0.1, -0.2]), np.array([-0.3, 0.2, 0.4])), 1):
+        optimizer.apply([g.astype(np.float32)], [variable])
+        g = g + l2 * w
+        m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g**2
+        step = lr * np.sqrt(1 - b2**t) / (1 - b1**t)
+        w = w - step * m / (np.sqrt(v) + eps)
+        np.testing.assert_allclose(np.asarray(variable), w, rtol=1e-5)
+
+
+def test_make_optimizer_follows_the_config():
+    sgd = make_optimizer(TrainConfig(momentum=0.6, weight_decay=1e-5), 10)
+    adam = make_optimizer(TrainConfig(optimizer="adam", weight_decay=1e-4), 10)
+    assert (type(sgd), sgd.momentum, sgd.l2) == (L2SGD, 0.6, 1e-5)
+    assert (type(adam), adam.l2) == (L2Adam, 1e-4)
 
 
 def test_loss_and_top_k_error_values():

@@ -41,12 +41,13 @@ def smallest_side_shape(height, width, size):
 
 
 def resize(image, height, width):
-    """Bilinear resize of [H, W, 3]; antialiased only when shrinking.
+    """Bilinear resize of [H, W, C] or [B, H, W, C]; antialiased only when shrinking.
 
     Antialiasing changes nothing when enlarging but costs 4x the time, and
     it is the input pipeline's largest cost.
     """
-    shrinking = height * width < tf.shape(image)[0] * tf.shape(image)[1]
+    shape = tf.shape(image)
+    shrinking = height * width < shape[-3] * shape[-2]
     return tf.cond(
         shrinking,
         lambda: tf.image.resize(image, [height, width], antialias=True),

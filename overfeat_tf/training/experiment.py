@@ -114,7 +114,7 @@ def prepare(config: ExperimentConfig) -> Run:
         )
 
     with strategy.scope():
-        model = build_model(config, len(train_data.class_names))
+        model = build_model(config, train_data.class_names)
         model.compile(
             optimizer=recipe.make_optimizer(train_cfg, steps_per_epoch),
             loss={"class_logits": recipe.class_map_crossentropy},
@@ -203,13 +203,14 @@ def _xla_can_run(strategy: tf.distribute.Strategy) -> bool:
     return not any("CPU" in device for device in strategy.extended.worker_devices)
 
 
-def build_model(config: ExperimentConfig, num_classes: int) -> of.OverFeat:
-    """The config's network, in its mixed-precision policy (uncompiled)."""
+def build_model(config: ExperimentConfig, class_names) -> of.OverFeat:
+    """The config's network for `class_names`, in its mixed-precision policy."""
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(config.train.mixed_precision)
     try:
         return BUILDERS[config.model.network](
-            num_classes,
+            len(class_names),
+            class_names=class_names,
             width=config.model.width,
             initializer=config.model.initializer,
             dropout=config.model.dropout,

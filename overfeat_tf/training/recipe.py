@@ -1,7 +1,8 @@
 """The paper's training recipe (section 3.1): optimizer, schedule, loss, metrics.
 
 SGD with momentum 0.6 and L2 weight decay 1e-5, learning rate 5e-2 halved
-after epochs 30, 50, 60, 70 and 80; the numbers live in `TrainConfig`.
+after epochs 30, 50, 60, 70 and 80; the numbers live in `TrainConfig`. Adam
+with the same L2 term and schedule is an option for small recipes.
 """
 
 from __future__ import annotations
@@ -11,18 +12,13 @@ import keras
 from overfeat_tf.config import TrainConfig
 
 
-@keras.saving.register_keras_serializable(package="overfeat_tf")
-class L2SGD(keras.optimizers.SGD):
-    """SGD with momentum whose weight decay is an L2 term in the gradient.
+class _L2InGradient:
+    """Adds `l2 * w` to every gradient before the optimizer's own update.
 
     The paper's Torch SGD adds `l2 * w` to every gradient before momentum
     (`v = momentum * v - lr * (g + l2 * w)`, `w += v`), which is what its
     1e-5 means; Keras's own `weight_decay` is decoupled (applied outside
     momentum, Loshchilov & Hutter), a different and weaker decay.
-
-    Args:
-        l2: the L2 coefficient added times each variable to its gradient.
-        **kwargs: `keras.optimizers.SGD` arguments (learning_rate, momentum).
     """
 
     def __init__(self, l2: float = 0.0, **kwargs):
@@ -38,6 +34,26 @@ class L2SGD(keras.optimizers.SGD):
 
     def get_config(self):
         return {**super().get_config(), "l2": self.l2}
+
+
+@keras.saving.register_keras_serializable(package="overfeat_tf")
+class L2SGD(_L2InGradient, keras.optimizers.SGD):
+    """SGD with momentum whose weight decay is an L2 term in the gradient.
+
+    Args:
+        l2: the L2 coefficient added times each variable to its gradient.
+        **kwargs: `keras.optimizers.SGD` arguments (learning_rate, momentum).
+    """
+
+
+@keras.saving.register_keras_serializable(package="overfeat_tf")
+class L2Adam(_L2InGradient, keras.optimizers.Adam):
+    """Adam whose weight decay is the same L2 term in the gradient.
+
+    Args:
+        l2: the L2 coefficient added times each variable to its gradient.
+        **kwargs: `keras.optimizers.Adam` arguments (learning_rate, ...).
+    """
 
 
 def learning_rate_schedule(
@@ -88,13 +104,14 @@ class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
         return cls(schedule, config["warmup_steps"])
 
 
-def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> L2SGD:
-    """The paper's optimizer from a `TrainConfig`."""
-    return L2SGD(
-        learning_rate=learning_rate_schedule(config, steps_per_epoch),
-        momentum=config.momentum,
-        l2=config.weight_decay,
-    )
+def make_optimizer(
+    config: TrainConfig, steps_per_epoch: int
+) -> keras.optimizers.Optimizer:
+    """The config's optimizer (`L2SGD`, the paper's, or `L2Adam`) and schedule."""
+    schedule = learning_rate_schedule(config, steps_per_epoch)
+    if config.optimizer == "adam":
+        return L2Adam(learning_rate=schedule, l2=config.weight_decay)
+    return L2SGD(learning_rate=schedule, momentum=config.momentum, l2=config.weight_decay)
 
 
 @keras.saving.register_keras_serializable(package="overfeat_tf")

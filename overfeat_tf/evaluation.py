@@ -1,0 +1,177 @@
+"""Classification evaluation in the shape of the paper's Table 2.
+
+Each row of the table is a `Protocol`: which scales, which stride, flips or
+not, or the 10-view comparison. `evaluate_classification` runs every
+protocol of a list over one data set with the shared `inference.Classifier`
+graph and returns top-1 / top-5 error and speed per protocol;
+`format_table` prints them as a markdown table.
+
+    model = keras.saving.load_model("runs/shapes_fast/model.keras")
+    data = readers.load_classification("overfeat_shapes/classification", "test")
+    results = evaluate_classification(model, data.dataset, table2_protocols(model))
+    print(format_table(results))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from overfeat_tf.inference import Classifier, paper_scales
+from overfeat_tf.models import OverFeat
+
+
+@dataclasses.dataclass(frozen=True)
+class Protocol:
+    """One test-time protocol (a row of Table 2).
+
+    Attributes:
+        name: the row's label.
+        scales: shorter sides in pixels (dense protocols).
+        stride: `"fine"` or `"coarse"`.
+        flips: also run the mirrored image.
+        ten_views: the 4 corners + center + flips protocol instead (then
+            `scales`, `stride` and `flips` are unused).
+    """
+
+    name: str
+    scales: tuple[int, ...] = ()
+    stride: str = "fine"
+    flips: bool = True
+    ten_views: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    """A protocol's figures: errors in %, speed in images per second."""
+
+    protocol: Protocol
+    top1_error: float
+    top5_error: float
+    images_per_second: float
+    num_images: int
+
+
+def table2_protocols(
+    model: OverFeat, scales: Sequence[int] = (1, 2, 4, 6), flips: bool = True
+) -> list[Protocol]:
+    """Table 2's rows for `model`: 1 scale coarse and fine, several scales
+    fine (paper numbers `scales`, default 1, 2, 4, 6), all 6 fine, 10 views."""
+    geometry = model.geometry
+    first = paper_scales(geometry, scales[:1])
+    several = paper_scales(geometry, scales)
+    numbers = ",".join(str(i) for i in scales)
+    rows = [
+        Protocol(f"1 scale ({first[0]} px), coarse", first, "coarse", flips),
+        Protocol(f"1 scale ({first[0]} px), fine", first, "fine", flips),
+        Protocol(f"{len(several)} scales ({numbers}), fine", several, "fine", flips),
+    ]
+    if len(several) < 6:
+        rows.append(Protocol("6 scales, fine", paper_scales(geometry), "fine", flips))
+    rows.append(Protocol("10 views (4 corners + center, flips)", ten_views=True))
+    return rows
+
+
+def top_k_error(probabilities: np.ndarray, labels: np.ndarray, k: int) -> float:
+    """Top-k error in %: the label is not among the k highest scores.
+
+    Ties count against the label (a label tied with the k-th score is a
+    miss only if k other classes score strictly higher)."""
+    probabilities = np.asarray(probabilities)
+    labels = np.asarray(labels)
+    mine = probabilities[np.arange(len(labels)), labels]
+    higher = (probabilities > mine[:, None]).sum(1)
+    return float(100.0 * np.mean(higher >= k))
+
+
+def evaluate_classification(
+    model: OverFeat,
+    dataset: tf.data.Dataset,
+    protocols: Sequence[Protocol],
+    *,
+    limit: int | None = None,
+    smallest_side: int = 256,
+    verbose: bool = True,
+) -> list[Result]:
+    """Top-1 / top-5 error and images/s of each protocol over a data set.
+
+    Args:
+        model: a trained `OverFeat`.
+        dataset: unbatched `{"image": uint8 [H, W, 3], "label": int}`
+            elements, as the readers give (`readers.load_classification`).
+        protocols: the rows to run (`table2_protocols`).
+        limit: evaluate only the first `limit` images.
+        smallest_side: the 10-view protocol's resize (the training size).
+        verbose: show a progress bar per protocol.
+
+    Returns:
+        One `Result` per protocol, in order. Speed counts the whole graph
+        (resizes, dense passes, aggregation) after a warm-up image, not the
+        decoding.
+
+    Raises:
+        ValueError: for an empty data set or labels outside the model's
+            classes.
+    """
+    if limit is not None:
+        dataset = dataset.take(limit)
+    examples = [(example["image"], int(example["label"])) for example in dataset]
+    if not examples:
+        raise ValueError("The evaluation data set has no images.")
+    labels = np.array([label for _, label in examples])
+    bad = labels[(labels < 0) | (labels >= model.num_classes)]
+    if bad.size:
+        raise ValueError(
+            f"Labels must be in [0, {model.num_classes}) for this model. "
+            f"Received label {int(bad[0])}."
+        )
+    results = []
+    for protocol in protocols:
+        classifier = Classifier(
+            model,
+            scales=protocol.scales or None,
+            stride=protocol.stride,
+            flips=protocol.flips,
+            top_k=min(5, model.num_classes),
+            smallest_side=smallest_side,
+        )
+        run = classifier.ten_views if protocol.ten_views else classifier
+        run(examples[0][0])  # trace once, outside the timing
+        progress = keras.utils.Progbar(len(examples), verbose=int(verbose))
+        if verbose:
+            print(protocol.name)
+        probabilities, start = [], time.perf_counter()
+        for i, (image, _) in enumerate(examples):
+            probabilities.append(run(image)["probabilities"].numpy())
+            progress.update(i + 1)
+        seconds = time.perf_counter() - start
+        probabilities = np.stack(probabilities)
+        results.append(
+            Result(
+                protocol,
+                top_k_error(probabilities, labels, 1),
+                top_k_error(probabilities, labels, min(5, model.num_classes)),
+                len(examples) / seconds,
+                len(examples),
+            )
+        )
+    return results
+
+
+def format_table(results: Sequence[Result]) -> str:
+    """The results as a markdown table shaped like Table 2."""
+    lines = [
+        "| configuration | top-1 error (%) | top-5 error (%) | images/s |",
+        "|---|---|---|---|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.protocol.name} | {r.top1_error:.2f} | {r.top5_error:.2f} "
+            f"| {r.images_per_second:.1f} |"
+        )
+    return "\n".join(lines)
