@@ -296,7 +296,9 @@ def _evaluate(args) -> str:
             for r in results
         ]
         with open(args.output, "w") as f:
-            json.dump({"data": f"{config.data.source}:{split}", "results": rows}, f, indent=2)
+            json.dump(
+                {"data": f"{config.data.source}:{split}", "results": rows}, f, indent=2
+            )
     return f"{config.data.source}:{split}, {results[0].num_images} images\n{table}"
 
 

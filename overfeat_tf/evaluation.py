@@ -1,10 +1,10 @@
 """Classification evaluation in the shape of the paper's Table 2.
 
 Each row of the table is a `Protocol`: which scales, which stride, flips or
-not, or the 10-view comparison. `evaluate_classification` runs every
-protocol of a list over one data set with the shared `inference.Classifier`
-graph and returns top-1 / top-5 error and speed per protocol;
-`format_table` prints them as a markdown table.
+not, or a window view (one center crop, or the 10-view comparison).
+`evaluate_classification` runs every protocol of a list over one data set
+with the shared `inference.Classifier` graph and returns top-1 / top-5 error
+and speed per protocol; `format_table` prints them as a markdown table.
 
     model = keras.saving.load_model("runs/shapes_fast/model.keras")
     data = readers.load_classification("overfeat_shapes/classification", "test")
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Sequence
+from typing import Literal, Sequence
 
 import keras
 import numpy as np
@@ -35,15 +35,17 @@ class Protocol:
         scales: shorter sides in pixels (dense protocols).
         stride: `"fine"` or `"coarse"`.
         flips: also run the mirrored image.
-        ten_views: the 4 corners + center + flips protocol instead (then
-            `scales`, `stride` and `flips` are unused).
+        views: `"dense"` (default: the dense pass over `scales`), or a
+            window view of the image at its training size: `"center"` (one
+            center crop) or `"ten"` (4 corners + center, and flips); window
+            views ignore `scales`, `stride` and `flips`.
     """
 
     name: str
     scales: tuple[int, ...] = ()
     stride: str = "fine"
     flips: bool = True
-    ten_views: bool = False
+    views: Literal["dense", "center", "ten"] = "dense"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,20 +62,22 @@ class Result:
 def table2_protocols(
     model: OverFeat, scales: Sequence[int] = (1, 2, 4, 6), flips: bool = True
 ) -> list[Protocol]:
-    """Table 2's rows for `model`: 1 scale coarse and fine, several scales
-    fine (paper numbers `scales`, default 1, 2, 4, 6), all 6 fine, 10 views."""
+    """Table 2's rows for `model`: the center crop (the baseline), 1 scale
+    coarse and fine, several scales fine (paper numbers `scales`, default 1,
+    2, 4, 6), all 6 fine, and 10 views."""
     geometry = model.geometry
     first = paper_scales(geometry, scales[:1])
     several = paper_scales(geometry, scales)
     numbers = ",".join(str(i) for i in scales)
     rows = [
+        Protocol("1 center crop", views="center"),
         Protocol(f"1 scale ({first[0]} px), coarse", first, "coarse", flips),
         Protocol(f"1 scale ({first[0]} px), fine", first, "fine", flips),
         Protocol(f"{len(several)} scales ({numbers}), fine", several, "fine", flips),
     ]
     if len(several) < 6:
         rows.append(Protocol("6 scales, fine", paper_scales(geometry), "fine", flips))
-    rows.append(Protocol("10 views (4 corners + center, flips)", ten_views=True))
+    rows.append(Protocol("10 views (4 corners + center, flips)", views="ten"))
     return rows
 
 
@@ -106,7 +110,7 @@ def evaluate_classification(
             elements, as the readers give (`readers.load_classification`).
         protocols: the rows to run (`table2_protocols`).
         limit: evaluate only the first `limit` images.
-        smallest_side: the 10-view protocol's resize (the training size).
+        smallest_side: the window views' resize (the training size).
         verbose: show a progress bar per protocol.
 
     Returns:
@@ -140,7 +144,11 @@ def evaluate_classification(
             top_k=min(5, model.num_classes),
             smallest_side=smallest_side,
         )
-        run = classifier.ten_views if protocol.ten_views else classifier
+        run = {
+            "dense": classifier,
+            "center": classifier.center_crop,
+            "ten": classifier.ten_views,
+        }[protocol.views]
         run(examples[0][0])  # trace once, outside the timing
         progress = keras.utils.Progbar(len(examples), verbose=int(verbose))
         if verbose:

@@ -4,7 +4,8 @@
 horizontal flips, takes each class's spatial maximum per scale and flip,
 and averages those vectors: the paper's Table 2 protocol. It also offers
 the comparison view of Krizhevsky et al. (2012): 4 corners + center and
-their flips (`ten_views`). Evaluation, the CLI and the exporters all call
+their flips (`ten_views`), and the single center window of training-time
+validation (`center_crop`). Evaluation, the CLI and the exporters all call
 this one graph.
 
 Scales. A scale is the length, in pixels, of the image's *shorter* side
@@ -103,7 +104,7 @@ class Classifier(tf.Module):
         top_k: classes in the top-k outputs (default 5, at most the number
             of classes).
         smallest_side: shorter side the images are resized to for
-            `ten_views` (default 256, the training size).
+            `ten_views` and `center_crop` (default 256, the training size).
     """
 
     def __init__(
@@ -160,6 +161,11 @@ class Classifier(tf.Module):
         """
         return self._run(self.ten_view_graph, images)
 
+    def center_crop(self, images):
+        """One center window of the image resized to `smallest_side`: the
+        training-time validation view, the baseline of Table 2."""
+        return self._run(self.center_crop_graph, images)
+
     @tf.function(input_signature=[_IMAGES])
     def dense_graph(self, images):
         """float32 pixels [B, H, W, C] -> outputs (multi-scale dense pass)."""
@@ -167,7 +173,9 @@ class Classifier(tf.Module):
         height, width = tf.shape(images)[1], tf.shape(images)[2]
         maxima = []
         for size in self.scales:
-            scaled = normalize(resize(images, *smallest_side_shape(height, width, size)))
+            scaled = normalize(
+                resize(images, *smallest_side_shape(height, width, size))
+            )
             views = [scaled, tf.reverse(scaled, [2])] if self.flips else [scaled]
             logits = self._dense(tf.concat(views, 0), training=False)["class_logits"]
             cell_max = tf.reduce_max(tf.nn.softmax(logits), axis=[1, 2])
@@ -178,19 +186,32 @@ class Classifier(tf.Module):
     @tf.function(input_signature=[_IMAGES])
     def ten_view_graph(self, images):
         """float32 pixels [B, H, W, C] -> outputs (10 windows per image)."""
+        return self._windows(images, corners=True)
+
+    @tf.function(input_signature=[_IMAGES])
+    def center_crop_graph(self, images):
+        """float32 pixels [B, H, W, C] -> outputs (the center window)."""
+        return self._windows(images, corners=False)
+
+    def _windows(self, images, corners):
+        """Softmax averaged over the center window (and corners and flips)."""
         images = _rgb(images)
         shape = tf.shape(images)
-        images = resize(images, *smallest_side_shape(shape[1], shape[2], self.smallest_side))
+        images = resize(
+            images, *smallest_side_shape(shape[1], shape[2], self.smallest_side)
+        )
         w = self.geometry.window
         bottom, right = tf.shape(images)[1] - w, tf.shape(images)[2] - w
-        corners = [(0, 0), (0, right), (bottom, 0), (bottom, right)]
-        corners.append((bottom // 2, right // 2))
-        windows = [images[:, y : y + w, x : x + w] for y, x in corners]
-        windows += [tf.reverse(window, [2]) for window in windows]
+        offsets = [(bottom // 2, right // 2)]
+        if corners:
+            offsets += [(0, 0), (0, right), (bottom, 0), (bottom, right)]
+        windows = [images[:, y : y + w, x : x + w] for y, x in offsets]
+        if corners:
+            windows += [tf.reverse(window, [2]) for window in windows]
         batch = tf.ensure_shape(tf.concat(windows, 0), [None, w, w, 3])
         logits = self._coarse(normalize(batch), training=False)["class_logits"]
         probabilities = tf.nn.softmax(logits[:, 0, 0])
-        return self._outputs(tf.reduce_mean(tf.split(probabilities, 10), 0))
+        return self._outputs(tf.reduce_mean(tf.split(probabilities, len(windows)), 0))
 
     def _outputs(self, probabilities):
         top = tf.math.top_k(probabilities, self.top_k)

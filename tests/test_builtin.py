@@ -50,7 +50,9 @@ def test_splits_are_disjoint_streams(tmp_path):
 def test_tfds_boxes_are_the_rendered_boxes(tmp_path):
     (example,) = load(tmp_path, task="localization", num_train=1)
     h, w = example["image"].shape[:2]
-    scene = shapes.render(0, "train", 0, height=h, width=w, num_objects=1)
+    scene = shapes.render(
+        0, "train", 0, height=h, width=w, **builtin.SCENES["localization"]
+    )
     ymin, xmin, ymax, xmax = example["objects"]["bbox"][0]
     np.testing.assert_allclose(
         [xmin * w, ymin * h, xmax * w, ymax * h], scene.boxes[0], atol=1e-3
@@ -133,3 +135,34 @@ def test_bad_configs():
         shapes.render(0, "dev", 0)
     assert builtin.shapes_config("detection").name == "detection"
     assert builtin.shapes_config("detection", seed=3).name == "detection-seed=3"
+
+
+def test_object_size_sets_the_object_diameter():
+    for index in range(8):
+        scene = shapes.render(
+            0, "train", index, height=200, width=240, object_size=(0.5, 0.5)
+        )
+        box = scene.boxes[0]
+        longest = max(box[2] - box[0], box[3] - box[1])
+        # Every class spans 0.8 to 1.0 of its diameter; aspect up to 1.15.
+        assert 0.5 * 200 * 0.8 / 1.15 <= longest <= 0.5 * 200 * 1.15 + 1
+    with pytest.raises(ValueError, match="object_size"):
+        shapes.render(0, "train", 0, object_size=(0.5, 1.2))
+
+
+def test_classification_objects_are_prominent(tmp_path):
+    # Classification objects span >= 1/3 of the shorter side (ImageNet-like);
+    # detection objects go down to 1/8.
+    def longest_sides(task):
+        sides = []
+        for example in load(tmp_path / task, task=task, num_train=12):
+            bbox = example["objects"]["bbox"]  # normalized yxyx
+            h, w = example["image"].shape[:2]
+            sides += list(
+                np.maximum((bbox[:, 2] - bbox[:, 0]) * h, (bbox[:, 3] - bbox[:, 1]) * w)
+                / min(h, w)
+            )
+        return np.array(sides)
+
+    assert longest_sides("classification").min() >= 0.8 / 1.15 / 3
+    assert longest_sides("detection").min() < 0.8 / 1.15 / 3

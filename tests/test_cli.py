@@ -4,14 +4,13 @@ import json
 
 import numpy as np
 import pytest
+from helpers import TINY
 from PIL import Image
 
 import overfeat_tf as of
 from overfeat_tf import cli
 from overfeat_tf.data import shapes
 from overfeat_tf.inference import Classifier
-
-from helpers import TINY
 
 
 @pytest.fixture(scope="module")
@@ -123,9 +122,13 @@ def test_predict_writes_the_classifier_outputs(saved_model, tmp_path, rng, capsy
         want = classifier(pixels)
         ids = want["top_k_ids"].numpy()
         assert [row[0] for row in predictions[path]] == ids.tolist()
-        assert [row[1] for row in predictions[path]] == [shapes.CLASS_NAMES[i] for i in ids]
+        assert [row[1] for row in predictions[path]] == [
+            shapes.CLASS_NAMES[i] for i in ids
+        ]
         np.testing.assert_allclose(
-            [row[2] for row in predictions[path]], want["top_k_probabilities"], rtol=1e-5
+            [row[2] for row in predictions[path]],
+            want["top_k_probabilities"],
+            rtol=1e-5,
         )
         assert path in printed and shapes.CLASS_NAMES[ids[0]] in printed
 
@@ -138,7 +141,10 @@ def test_predict_errors_name_the_file(saved_model, tmp_path, capsys):
         (["--model", str(run), str(broken)], "Cannot decode image " + str(broken)),
         (["--model", str(run), str(tmp_path / "nope.png")], "nope.png"),
         (["--model", str(tmp_path / "none.keras"), str(broken)], "none.keras"),
-        (["--model", str(run), str(broken), "--scale-sizes", "100"], "at least the window"),
+        (
+            ["--model", str(run), str(broken), "--scale-sizes", "100"],
+            "at least the window",
+        ),
     ]
     for args, message in cases:
         assert cli.main(["predict", *args, "--output", str(tmp_path / "p.json")]) == 2
@@ -158,9 +164,9 @@ def test_evaluate_prints_table2(saved_model, data_dir, tmp_path, capsys):
     assert "overfeat_shapes/classification:test, 3 images" in out
     results = json.loads(output.read_text())["results"]
     assert [r["configuration"] for r in results][-1].startswith("10 views")
-    assert len(results) == 5
+    assert len(results) == 6
     for r in results:
-        assert 0 <= r["top1_error"] <= r["top5_error"] or r["top5_error"] <= r["top1_error"]
+        assert 0 <= r["top5_error"] <= r["top1_error"] <= 100
         assert f"| {r['configuration']} | {r['top1_error']:.2f} |" in out
     missing = ["evaluate", "--config", "tiny", f"output_dir={tmp_path / 'empty'}"]
     assert cli.main(missing) == 2

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import TINY
 
 import overfeat_tf as of
 from overfeat_tf.evaluation import (
@@ -14,8 +15,6 @@ from overfeat_tf.evaluation import (
 )
 from overfeat_tf.inference import Classifier
 
-from helpers import TINY
-
 
 @pytest.fixture(scope="module")
 def model():
@@ -23,7 +22,9 @@ def model():
 
 
 def _dataset(rng, count):
-    images = [rng.integers(0, 256, (240, 260 + 10 * i, 3), np.uint8) for i in range(count)]
+    images = [
+        rng.integers(0, 256, (240, 260 + 10 * i, 3), np.uint8) for i in range(count)
+    ]
     labels = rng.integers(0, 6, count)
 
     def gen():
@@ -48,14 +49,16 @@ def test_top_k_error_counts_rank_by_hand():
 def test_table2_rows(model):
     rows = table2_protocols(model)
     assert [r.name for r in rows] == [
+        "1 center crop",
         "1 scale (256 px), coarse",
         "1 scale (256 px), fine",
         "4 scales (1,2,4,6), fine",
         "6 scales, fine",
         "10 views (4 corners + center, flips)",
     ]
-    assert rows[2].scales == (256, 294, 407, 482)
-    assert rows[0].stride == "coarse" and rows[4].ten_views
+    assert rows[3].scales == (256, 294, 407, 482)
+    assert rows[0].views == "center" and rows[1].stride == "coarse"
+    assert rows[5].views == "ten"
 
 
 def test_errors_are_those_of_the_classifier_outputs(model, rng):
@@ -63,15 +66,22 @@ def test_errors_are_those_of_the_classifier_outputs(model, rng):
     protocols = [
         Protocol("coarse 256", (256,), "coarse"),
         Protocol("fine 2 scales", (231, 300), "fine", flips=False),
-        Protocol("10 views", ten_views=True),
+        Protocol("10 views", views="ten"),
+        Protocol("center", views="center"),
     ]
     results = evaluate_classification(model, dataset, protocols, verbose=False)
     for protocol, result in zip(protocols, results):
         classifier = Classifier(
-            model, scales=protocol.scales or None, stride=protocol.stride,
+            model,
+            scales=protocol.scales or None,
+            stride=protocol.stride,
             flips=protocol.flips,
         )
-        run = classifier.ten_views if protocol.ten_views else classifier
+        run = {
+            "dense": classifier,
+            "center": classifier.center_crop,
+            "ten": classifier.ten_views,
+        }[protocol.views]
         probs = np.stack([run(image)["probabilities"] for image in images])
         ranks = (probs > probs[np.arange(5), labels][:, None]).sum(1)
         assert result.top1_error == pytest.approx(100 * np.mean(ranks >= 1))

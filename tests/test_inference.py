@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import TINY
 
 import overfeat_tf as of
 from overfeat_tf.data.pipelines import MEAN_RGB, STDDEV_RGB
@@ -12,8 +13,6 @@ from overfeat_tf.inference import (
     paper_scales,
     scales_from_factors,
 )
-
-from helpers import TINY
 
 NAMES = [f"class{i}" for i in range(7)]
 
@@ -145,6 +144,14 @@ def test_ten_views_equal_the_average_of_the_ten_windows(model, rng):
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
 
 
+def test_center_crop_is_the_center_window(model, rng):
+    image = _images(rng, 300, 256, 3)
+    got = Classifier(model).center_crop(image)["probabilities"]
+    x = _standardized(image[34:265, 12:243].astype(np.float32))
+    logits = np.asarray(model(x[None])["class_logits"])[0, 0, 0]
+    np.testing.assert_allclose(got, _softmax(logits.astype(np.float64)), rtol=1e-4)
+
+
 def test_small_large_gray_and_rgba_images(model, rng):
     classifier = Classifier(model, scales=(231, 260), top_k=3)
     small = _images(rng, 60, 90, 3)  # enlarged to each scale
@@ -154,7 +161,9 @@ def test_small_large_gray_and_rgba_images(model, rng):
         rtol=2e-4,
         atol=1e-6,
     )
-    large = np.broadcast_to(_images(rng, 30, 40, 3).repeat(100, 0).repeat(100, 1), (3000, 4000, 3))
+    large = np.broadcast_to(
+        _images(rng, 30, 40, 3).repeat(100, 0).repeat(100, 1), (3000, 4000, 3)
+    )
     out = classifier(np.ascontiguousarray(large))
     assert out["top_k_ids"].shape == (3,)
     assert np.isclose(float(tf.reduce_sum(out["probabilities"])), 1.0)

@@ -39,9 +39,7 @@ def image_files(inputs: Iterable[str]) -> list[str]:
         else:
             raise FileNotFoundError(f"No such image file or folder: {path}")
     if not files:
-        raise ValueError(
-            f"No image files ({', '.join(IMAGE_EXTENSIONS)}) in {inputs}"
-        )
+        raise ValueError(f"No image files ({', '.join(IMAGE_EXTENSIONS)}) in {inputs}")
     return files
 
 

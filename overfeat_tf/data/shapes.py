@@ -6,8 +6,8 @@ hard enough that colour or size cannot solve it:
 - colour and texture are drawn independently of the class: every object
   gets a random colour and one of four textures (flat, stripes, checker,
   noise), the same distributions as the background and the clutter;
-- size is drawn independently of the class, from 1/8 to 3/4 of the image's
-  shorter side, and every shape is rotated at random;
+- size is drawn independently of the class (by default from 1/8 to 3/4 of
+  the image's shorter side), and every shape is rotated at random;
 - backgrounds are textured (random gratings, smooth colour noise, pixel
   noise), so a flat-region or edge detector finds no object by itself;
 - distractor clutter that belongs to no class (bars, thick lines, irregular
@@ -202,10 +202,10 @@ def _clutter_mask(rng, height, width):
     return _place(shape, cx, cy, size, size, angle, reach * size, height, width)
 
 
-def _object_mask(rng, label, height, width):
+def _object_mask(rng, label, height, width, object_size):
     """A random placement of one class's shape, fully inside the image."""
     short = min(height, width)
-    size = rng.uniform(1 / 8, 3 / 4) * short  # diameter in pixels
+    size = rng.uniform(*object_size) * short  # diameter in pixels
     aspect = rng.uniform(0.85, 1.15)
     rx, ry = size / 2 * aspect, size / 2 / aspect
     reach = max(rx, ry) * 1.05
@@ -236,6 +236,7 @@ def render(
     height: int = 256,
     width: int = 256,
     num_objects: int | tuple[int, int] = 1,
+    object_size: tuple[float, float] = (1 / 8, 3 / 4),
     clutter: bool = True,
     textured: bool = True,
 ) -> Scene:
@@ -247,6 +248,8 @@ def render(
         index: the scene's index in its split.
         height, width: image size in pixels (>= 64).
         num_objects: a count, or an inclusive (min, max) range drawn per scene.
+        object_size: the range of an object's diameter, as fractions of the
+            shorter side (within (0, 1)).
         clutter: draw distractors under and over the objects.
         textured: textured background; False gives a flat grey background
             (used by tests to find object pixels exactly).
@@ -259,6 +262,11 @@ def render(
     if min(height, width) < 64:
         raise ValueError(
             f"Scenes must be at least 64x64. Received: height={height}, width={width}"
+        )
+    if not 0 < object_size[0] <= object_size[1] < 1:
+        raise ValueError(
+            "object_size must be (low, high) with 0 < low <= high < 1. "
+            f"Received: object_size={object_size}"
         )
     rng = np.random.default_rng([seed, SPLITS.index(split), index])
     low, high = (num_objects, num_objects) if np.isscalar(num_objects) else num_objects
@@ -277,7 +285,7 @@ def render(
     for _ in range(count):
         label = int(rng.integers(len(CLASS_NAMES)))
         for _ in range(20):  # resample until every object stays half visible
-            mask = _object_mask(rng, label, height, width)
+            mask = _object_mask(rng, label, height, width, object_size)
             if mask.any() and _keeps_visible(masks, visible, mask):
                 break
         else:

@@ -111,7 +111,9 @@ def make_optimizer(
     schedule = learning_rate_schedule(config, steps_per_epoch)
     if config.optimizer == "adam":
         return L2Adam(learning_rate=schedule, l2=config.weight_decay)
-    return L2SGD(learning_rate=schedule, momentum=config.momentum, l2=config.weight_decay)
+    return L2SGD(
+        learning_rate=schedule, momentum=config.momentum, l2=config.weight_decay
+    )
 
 
 @keras.saving.register_keras_serializable(package="overfeat_tf")
