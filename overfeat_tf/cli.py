@@ -109,12 +109,18 @@ def _add_model_flags(parser):
     )
 
 
+# Every parser shows the examples, line breaks kept.
+_HELP_FORMAT = {
+    "epilog": EXAMPLES,
+    "formatter_class": argparse.RawDescriptionHelpFormatter,
+}
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="overfeat",
         description="OverFeat (Sermanet et al., ICLR 2014) for Keras 3 / TensorFlow.",
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        **_HELP_FORMAT,
     )
     commands = parser.add_subparsers(dest="command", required=True)
     describe = commands.add_parser(
@@ -125,8 +131,7 @@ def _parser() -> argparse.ArgumentParser:
             "output size at an input size (default: the window), its "
             "parameters and multiply-adds, and the derived geometry."
         ),
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        **_HELP_FORMAT,
     )
     describe.add_argument("--network", choices=("fast", "accurate"), default="accurate")
     describe.add_argument(
@@ -144,8 +149,7 @@ def _parser() -> argparse.ArgumentParser:
             "OUTPUT_DIR/checkpoints every epoch; running the same command again "
             "resumes from the last one. TensorBoard logs: OUTPUT_DIR/tensorboard."
         ),
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        **_HELP_FORMAT,
     )
     train.add_argument(
         "--config",
@@ -173,8 +177,7 @@ def _parser() -> argparse.ArgumentParser:
             "(1 scale coarse, 1 scale fine, several scales fine, 6 scales fine, "
             "10 views) on the config's data, and print the table."
         ),
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        **_HELP_FORMAT,
     )
     _add_model_flags(evaluate)
     evaluate.add_argument("--split", help="data split (default: data.test_split)")
@@ -204,8 +207,7 @@ def _parser() -> argparse.ArgumentParser:
             "Table 5 scales, fine stride, flips) and print each image's top "
             "classes. JSON output: {image: [[class_id, name, probability], ...]}."
         ),
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        **_HELP_FORMAT,
     )
     _add_model_flags(predict)
     predict.add_argument("images", nargs="+", help="image files or folders of images")
