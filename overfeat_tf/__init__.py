@@ -16,8 +16,10 @@ from overfeat_tf.models import (
     OverFeat,
     dense,
     feature_extractor,
+    load_model,
     overfeat_accurate,
     overfeat_fast,
+    with_regressor,
 )
 
 __version__ = "0.1.0"
@@ -32,7 +34,9 @@ __all__ = [
     "OverFeatSpec",
     "dense",
     "feature_extractor",
+    "load_model",
     "multiply_adds",
     "overfeat_accurate",
     "overfeat_fast",
+    "with_regressor",
 ]

@@ -115,6 +115,22 @@ class OverFeatSpec:
         """The last pooling layer: the end of the feature extractor."""
         return f"pool{len(self.features)}"
 
+    @property
+    def regressor_names(self) -> tuple[str, ...]:
+        return tuple(f"regressor{i + 1}" for i in range(len(self.regressor)))
+
+    @property
+    def regressor(self) -> tuple[FullLayer, ...]:
+        """The box regressor's rows (section 4.3): 4096 and 1024 units, then
+        the box edges (`units=None`: 4, or 4 per class). Its first row has the
+        classifier's first footprint, so it runs at every cell and offset on
+        the same pooled features."""
+        return (
+            FullLayer(4096, kernel=self.classifier[0].kernel),
+            FullLayer(1024),
+            FullLayer(None),
+        )
+
     @functools.cached_property
     def geometry(self) -> Geometry:
         return Geometry(self)

@@ -50,7 +50,7 @@ def from_voc(boxes):
 
 def area(boxes):
     """Areas [...] of boxes [..., 4] (0 for inverted boxes)."""
-    x1, y1, x2, y2 = tf.unstack(boxes, axis=-1)
+    x1, y1, x2, y2 = tf.unstack(tf.cast(boxes, tf.float32), axis=-1)
     return tf.maximum(x2 - x1, 0.0) * tf.maximum(y2 - y1, 0.0)
 
 
@@ -90,3 +90,53 @@ def pad(boxes, labels, max_boxes: int):
     boxes = tf.pad(boxes[:n], [[0, padding], [0, 0]])
     labels = tf.pad(labels[:n], [[0, padding]], constant_values=PAD_LABEL)
     return tf.ensure_shape(boxes, [max_boxes, 4]), tf.ensure_shape(labels, [max_boxes])
+
+
+def encode_windows(boxes, windows, window: float):
+    """Box regression targets: each edge's offset from its window's, in windows.
+
+    The regressor's parameterisation (section 4.3 asks for "the box edges"):
+    for a cell whose window is (wx1, wy1, wx2, wy2), `window` pixels wide,
+    a box (x1, y1, x2, y2) is coded as
+
+        ((x1 - wx1) / window, (y1 - wy1) / window,
+         (x2 - wx2) / window, (y2 - wy2) / window),
+
+    so 0 is the window itself and the code does not depend on where the
+    cell is or at which scale the image is seen. `boxes` and `windows`
+    broadcast: [..., 4] pixels of the same image.
+    """
+    boxes = tf.cast(boxes, tf.float32)
+    return (boxes - tf.cast(windows, tf.float32)) / float(window)
+
+
+def decode_windows(codes, windows, window: float):
+    """The inverse of `encode_windows`: codes [..., 4] -> boxes in pixels."""
+    return tf.cast(windows, tf.float32) + tf.cast(codes, tf.float32) * float(window)
+
+
+def intersection(boxes_a, boxes_b):
+    """Areas [...] of the overlap of boxes [..., 4] and [..., 4] (broadcast)."""
+    boxes_a = tf.cast(boxes_a, tf.float32)
+    boxes_b = tf.cast(boxes_b, tf.float32)
+    low = tf.maximum(boxes_a[..., :2], boxes_b[..., :2])
+    high = tf.minimum(boxes_a[..., 2:], boxes_b[..., 2:])
+    sides = tf.maximum(high - low, 0.0)
+    return sides[..., 0] * sides[..., 1]
+
+
+def iou(boxes_a, boxes_b):
+    """Intersection over union [...] of boxes [..., 4] and [..., 4] (broadcast);
+    0 where both are empty."""
+    inside = intersection(boxes_a, boxes_b)
+    union = area(boxes_a) + area(boxes_b) - inside
+    return tf.math.divide_no_nan(inside, union)
+
+
+def coverage(windows, boxes):
+    """The fraction of each box inside each window: [..., 4] x [..., 4] -> [...].
+
+    Intersection over the box's area (0 for an empty box); the paper's rule
+    for which windows learn a box is on this fraction, not on IoU.
+    """
+    return tf.math.divide_no_nan(intersection(windows, boxes), area(boxes))

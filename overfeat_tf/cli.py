@@ -3,10 +3,13 @@
 Subcommands:
     describe: a network's layer table with each layer's output size at an
         input size, its parameters and multiply-adds, and the geometry.
-    train: train a classifier from a recipe in configs/ (resumes a run
-        that was interrupted when run again with the same output folder).
-    evaluate: the paper's Table 2 protocols on a data set split.
-    predict: the top-5 classes of image files, printed and written as JSON.
+    train: train a classifier, or a box regressor on one (`--task
+        localize`), from a recipe in configs/ (resumes a run that was
+        interrupted when run again with the same output folder).
+    evaluate: the paper's Table 2 protocols, or the localization ablation
+        (`--task localize`), on a data set split.
+    predict: the top-5 classes, or boxes, of image files, printed and
+        written as JSON (and, for boxes, drawn into PNGs).
 
 Example:
     overfeat describe --network accurate --image-size 461x569 --stride fine
@@ -32,7 +35,12 @@ EXAMPLES = """examples:
   overfeat train --config shapes_fast --output-dir runs/try1 model.width=0.5
   overfeat evaluate --config shapes_fast --split test --scales 1,2,4,6
   overfeat predict --task classify --model runs/shapes_fast/model.keras cat.jpg photos/
+  overfeat train --task localize --config shapes_fast_localize
+  overfeat evaluate --task localize --config shapes_fast_localize
+  overfeat predict --task localize --model runs/shapes_fast_localize --draw out/ a.jpg
 """
+
+TASKS = ("classify", "localize")
 
 
 def _image_size(text: str) -> tuple[int, int]:
@@ -105,7 +113,10 @@ def _add_model_flags(parser):
         "--config", help="a YAML recipe path or bundled name: its run folder and data"
     )
     parser.add_argument(
-        "--task", choices=("classify",), default="classify", help="what to run"
+        "--task",
+        choices=TASKS,
+        help="classify, or localize (needs a model with a box regressor); "
+        "default: the config's task, else classify",
     )
 
 
@@ -145,7 +156,8 @@ def _parser() -> argparse.ArgumentParser:
         "train",
         help="train from a recipe (config file or bundled name), resuming if stopped",
         description=(
-            "Train the classifier of a recipe with model.fit. Checkpoints go to "
+            "Train the classifier of a recipe with model.fit, or with --task "
+            "localize the box regressor on its frozen features. Checkpoints go to "
             "OUTPUT_DIR/checkpoints every epoch; running the same command again "
             "resumes from the last one. TensorBoard logs: OUTPUT_DIR/tensorboard."
         ),
@@ -157,7 +169,10 @@ def _parser() -> argparse.ArgumentParser:
         help="a YAML recipe path, or a bundled recipe name (e.g. shapes_accurate)",
     )
     train.add_argument(
-        "--task", choices=("classify",), default="classify", help="what to train"
+        "--task",
+        choices=TASKS,
+        help="classify (the network) or localize (a box regressor on the "
+        "classifier of localize.backbone); default: the config's task",
     )
     train.add_argument(
         "--strategy",
@@ -175,7 +190,9 @@ def _parser() -> argparse.ArgumentParser:
         description=(
             "Evaluate a trained classifier with the paper's Table 2 protocols "
             "(1 scale coarse, 1 scale fine, several scales fine, 6 scales fine, "
-            "10 views) on the config's data, and print the table."
+            "10 views) on the config's data, and print the table. With --task "
+            "localize: top-1/top-5 ILSVRC localization error of the whole-image "
+            "box, the center crop, and 1, 2, 4 and 6 scales (--scales)."
         ),
         **_HELP_FORMAT,
     )
@@ -193,7 +210,8 @@ def _parser() -> argparse.ArgumentParser:
         type=_number_list(int),
         default=(1, 2, 4, 6),
         metavar="I,J,...",
-        help="Table 5 scale numbers of the several-scales row (default 1,2,4,6)",
+        help="Table 5 scale numbers of the several-scales row (default 1,2,4,6); "
+        "with --task localize, the numbers of scales of each row",
     )
     evaluate.add_argument(
         "overrides", nargs="*", metavar="KEY=VALUE", help="config overrides"
@@ -201,11 +219,14 @@ def _parser() -> argparse.ArgumentParser:
 
     predict = commands.add_parser(
         "predict",
-        help="top-5 classes of image files or folders, printed and saved as JSON",
+        help="top-5 classes (or boxes) of image files or folders, saved as JSON",
         description=(
             "Classify images with the multi-scale dense pass (default: all six "
             "Table 5 scales, fine stride, flips) and print each image's top "
-            "classes. JSON output: {image: [[class_id, name, probability], ...]}."
+            "classes. JSON output: {image: [[class_id, name, probability], ...]}. "
+            "With --task localize: the merged boxes, JSON {image: [[class_id, "
+            "score, x1, y1, x2, y2], ...]} in image pixels, and with --draw DIR "
+            "a PNG per image with the boxes drawn."
         ),
         **_HELP_FORMAT,
     )
@@ -214,7 +235,15 @@ def _parser() -> argparse.ArgumentParser:
     _add_scale_flags(predict, "Table 5 scale numbers, e.g. 1,2,4,6 (default: all 6)")
     predict.add_argument("--stride", choices=("fine", "coarse"), default="fine")
     predict.add_argument("--no-flips", action="store_true", help="no mirrored images")
-    predict.add_argument("--top-k", type=_positive_int, default=5)
+    predict.add_argument(
+        "--top-k",
+        type=_positive_int,
+        default=5,
+        help="classes (or boxes, for localize) per image (default 5)",
+    )
+    predict.add_argument(
+        "--draw", metavar="DIR", help="localize: write PNGs with the boxes here"
+    )
     predict.add_argument(
         "--output",
         default="predictions.json",
@@ -225,23 +254,19 @@ def _parser() -> argparse.ArgumentParser:
 
 def _load_model(args, config):
     """The model of --model, else the run folder of --config."""
-    import keras
-
-    import overfeat_tf  # noqa: F401  (registers the model classes)
+    from overfeat_tf.models import load_model
 
     if args.model is None and config is None:
         raise ValueError("give --model PATH or --config NAME (its run folder)")
-    path = args.model or config.output_dir
-    if os.path.isdir(path):
-        path = os.path.join(path, "model.keras")
-    if not os.path.isfile(path):
+    try:
+        return load_model(args.model or config.output_dir)
+    except FileNotFoundError as error:
         hint = (
             f"train it first: overfeat train --config {args.config}"
             if args.config and not args.model
             else "pass --model with a .keras file or a run folder"
         )
-        raise FileNotFoundError(f"No trained model at {path}; {hint}")
-    return keras.saving.load_model(path, compile=False)
+        raise FileNotFoundError(f"{error}; {hint}") from None
 
 
 def _scales(args, geometry):
@@ -257,35 +282,44 @@ def _scales(args, geometry):
 def _evaluate(args) -> str:
     import json
 
+    from overfeat_tf import evaluation
     from overfeat_tf.config import load_config
     from overfeat_tf.data import readers
-    from overfeat_tf.evaluation import (
-        evaluate_classification,
-        format_table,
-        table2_protocols,
-    )
 
     if args.config is None:
         raise ValueError(
             "give --config NAME: the recipe names the data and the run folder"
         )
     config = load_config(args.config, args.overrides)
+    task = args.task or config.task
     model = _load_model(args, config)
     split = args.split or config.data.test_split
-    data = readers.load_classification(
-        config.data.source,
-        split,
-        data_dir=config.data.data_dir,
-        on_bad=config.data.on_bad,
+    load = dict(data_dir=config.data.data_dir, on_bad=config.data.on_bad)
+    flips = not args.no_flips
+    if task == "localize":
+        _require_regressor(model, args)
+        data = readers.load_detection(config.data.source, split, **load)
+        results = evaluation.evaluate_localization(
+            model,
+            data.dataset,
+            evaluation.localization_protocols(model, args.scales, flips),
+            limit=args.limit,
+            smallest_side=config.data.smallest_side,
+            top_k_classes=config.localize.top_k_classes,
+            merge_threshold=config.localize.merge_threshold,
+        )
+    else:
+        data = readers.load_classification(config.data.source, split, **load)
+        results = evaluation.evaluate_classification(
+            model,
+            data.dataset,
+            evaluation.table2_protocols(model, args.scales, flips),
+            limit=args.limit,
+            smallest_side=config.data.smallest_side,
+        )
+    table = evaluation.format_table(
+        results, "localization error" if task == "localize" else "error"
     )
-    results = evaluate_classification(
-        model,
-        data.dataset,
-        table2_protocols(model, args.scales, flips=not args.no_flips),
-        limit=args.limit,
-        smallest_side=config.data.smallest_side,
-    )
-    table = format_table(results)
     if args.output:
         rows = [
             {
@@ -299,9 +333,24 @@ def _evaluate(args) -> str:
         ]
         with open(args.output, "w") as f:
             json.dump(
-                {"data": f"{config.data.source}:{split}", "results": rows}, f, indent=2
+                {
+                    "task": task,
+                    "data": f"{config.data.source}:{split}",
+                    "results": rows,
+                },
+                f,
+                indent=2,
             )
     return f"{config.data.source}:{split}, {results[0].num_images} images\n{table}"
+
+
+def _require_regressor(model, args):
+    if model.regressor is None:
+        raise ValueError(
+            f"--task localize needs a model with a box regressor; "
+            f"{args.model or 'the config run folder'} has none (train one: "
+            "overfeat train --task localize --config shapes_fast_localize)"
+        )
 
 
 def _predict(args) -> str:
@@ -309,20 +358,23 @@ def _predict(args) -> str:
 
     from overfeat_tf.config import load_config
     from overfeat_tf.data.files import image_files, read_image
-    from overfeat_tf.inference import Classifier
 
     config = load_config(args.config) if args.config else None
+    task = args.task or (config.task if config else "classify")
     files = image_files(args.images)
     model = _load_model(args, config)
-    top_k = min(args.top_k, model.num_classes)
-    classifier = Classifier(
-        model,
+    options = dict(
         scales=_scales(args, model.geometry),
         stride=args.stride,
         flips=not args.no_flips,
-        top_k=top_k,
     )
     names = model.class_names or [str(i) for i in range(model.num_classes)]
+    if task == "localize":
+        return _predict_boxes(args, config, model, files, options, names)
+
+    from overfeat_tf.inference import Classifier
+
+    classifier = Classifier(model, top_k=min(args.top_k, model.num_classes), **options)
     predictions, lines = {}, []
     for path in files:
         out = classifier(read_image(path))
@@ -337,6 +389,58 @@ def _predict(args) -> str:
     return "\n".join(lines)
 
 
+def _predict_boxes(args, config, model, files, options, names) -> str:
+    import json
+
+    from overfeat_tf.data.files import read_image
+    from overfeat_tf.localizer import Localizer
+    from overfeat_tf.visualize import draw_boxes, save_png
+
+    _require_regressor(model, args)
+    settings = config.localize if config else None
+    localizer = Localizer(
+        model,
+        max_predictions=args.top_k,
+        **(
+            dict(
+                top_k_classes=min(settings.top_k_classes, model.num_classes),
+                merge_threshold=settings.merge_threshold,
+            )
+            if settings
+            else {}
+        ),
+        **options,
+    )
+    if args.draw:
+        os.makedirs(args.draw, exist_ok=True)
+    predictions, lines = {}, []
+    for path in files:
+        image = read_image(path)
+        out = localizer(image)
+        count = int(out["num_predictions"])
+        classes = out["classes"].numpy()[:count].tolist()
+        scores = out["scores"].numpy()[:count].tolist()
+        boxes = out["boxes"].numpy()[:count].round(1).tolist()
+        predictions[path] = [[c, s, *b] for c, s, b in zip(classes, scores, boxes)]
+        lines.append(path)
+        lines += [
+            f"  {s:8.2f}  {names[c]} ({c})  box {b}"
+            for c, s, b in zip(classes, scores, boxes)
+        ]
+        if args.draw:
+            captions = [f"{names[c]} {s:.1f}" for c, s in zip(classes, scores)]
+            stem = os.path.splitext(os.path.basename(path))[0]
+            save_png(
+                draw_boxes(image, boxes, captions),
+                os.path.join(args.draw, stem + ".png"),
+            )
+    with open(args.output, "w") as f:
+        json.dump(predictions, f, indent=2)
+    drawn = f", PNGs in {args.draw}" if args.draw else ""
+    lines.append(f"wrote {args.output} ({len(files)} images){drawn}")
+    return "\n".join(lines)
+
+
 def _train(args) -> str:
     from overfeat_tf.config import load_config
     from overfeat_tf.training import train
@@ -346,6 +450,8 @@ def _train(args) -> str:
         overrides.append(f"train.strategy={args.strategy}")
     if args.output_dir:
         overrides.append(f"output_dir={args.output_dir}")
+    if args.task:
+        overrides.append(f"task={args.task}")
     config = load_config(args.config, overrides)
     history = train(config)
     if not history.history:

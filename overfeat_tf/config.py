@@ -31,6 +31,7 @@ from overfeat_tf import architectures
 __all__ = [
     "DataConfig",
     "ExperimentConfig",
+    "LocalizeConfig",
     "ModelConfig",
     "TrainConfig",
     "bundled_recipes",
@@ -250,6 +251,55 @@ class TrainConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class LocalizeConfig:
+    """Localization (section 4.3): the box regressor's training and merging.
+
+    Attributes:
+        backbone: the trained classifier (a `.keras` file, or the run folder
+            holding `model.keras`) whose feature extractor is frozen and
+            whose classifier scores the merged boxes. Required to train with
+            `task: localize`. Default None.
+        regressor: `"single"` (default; one box per cell for every class,
+            the paper's better choice) or `"per_class"`.
+        min_overlap: a cell learns a ground-truth box when its window holds
+            at least this fraction of the box, in (0, 1]. Default 0.5.
+        image_size: side of the square training crops, in pixels (>= the
+            window); None (default) for the window plus two coarse strides
+            (a 3 x 3 coarse map per crop).
+        scale_range: images are resized so that their shorter side is a
+            random factor in this range times `image_size` before the crop:
+            the regressor learns at several scales. Default (1.0, 1.6).
+        max_boxes: boxes kept per training image (>= 1). Default 5.
+        top_k_classes: the k of the greedy merge: classes per scale whose
+            boxes are merged (>= 1). Default 5.
+        merge_threshold: the greedy merge stops when the best pair's match
+            score exceeds this (`merge.match_score`, in [0, 2)). Default 0.6.
+    """
+
+    backbone: str | None = None
+    regressor: Literal["single", "per_class"] = "single"
+    min_overlap: float = 0.5
+    image_size: int | None = None
+    scale_range: tuple[float, ...] = (1.0, 1.6)
+    max_boxes: int = 5
+    top_k_classes: int = 5
+    merge_threshold: float = 0.6
+
+    def __post_init__(self):
+        _check_choices(self)
+        _require(self, "min_overlap", 0 < self.min_overlap <= 1, "in (0, 1]")
+        low, high = (self.scale_range + (0.0, 0.0))[:2]
+        _require(
+            self,
+            "scale_range",
+            len(self.scale_range) == 2 and 1 <= low <= high,
+            "two factors [low, high] with 1 <= low <= high",
+        )
+        for name in ("max_boxes", "top_k_classes"):
+            _require(self, name, getattr(self, name) >= 1, ">= 1")
+
+
+@dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
     """One experiment: model, data, training, seed and output folder.
 
@@ -265,6 +315,9 @@ class ExperimentConfig:
         data: a `DataConfig`; `data.smallest_side` must be at least the
             model's window.
         train: a `TrainConfig`.
+        task: what is trained: `"classify"` (default; the network) or
+            `"localize"` (the box regressor on a trained classifier).
+        localize: a `LocalizeConfig`.
     """
 
     seed: int = 0
@@ -272,9 +325,19 @@ class ExperimentConfig:
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    task: Literal["classify", "localize"] = "classify"
+    localize: LocalizeConfig = dataclasses.field(default_factory=LocalizeConfig)
 
     def __post_init__(self):
+        _check_choices(self)
         window = self.model.spec.geometry.window
+        size = self.localize.image_size
+        if size is not None and size < window:
+            raise ValueError(
+                "ExperimentConfig.localize.image_size must be >= the window of "
+                f"the {self.model.network} network ({window} px). Received: "
+                f"localize.image_size={size}"
+            )
         if self.data.smallest_side < window:
             raise ValueError(
                 "ExperimentConfig.data.smallest_side must be >= the window of "

@@ -23,6 +23,8 @@ import numpy as np
 import tensorflow as tf
 
 from overfeat_tf.inference import Classifier, paper_scales
+from overfeat_tf.localizer import Localizer
+from overfeat_tf.metrics import localization_error, top_k_error
 from overfeat_tf.models import OverFeat
 
 
@@ -38,14 +40,16 @@ class Protocol:
         views: `"dense"` (default: the dense pass over `scales`), or a
             window view of the image at its training size: `"center"` (one
             center crop) or `"ten"` (4 corners + center, and flips); window
-            views ignore `scales`, `stride` and `flips`.
+            views ignore `scales`, `stride` and `flips`. Localization also
+            has `"whole"`: the center crop's classes, each with the whole
+            image as its box (the baseline a regressor must beat).
     """
 
     name: str
     scales: tuple[int, ...] = ()
     stride: str = "fine"
     flips: bool = True
-    views: Literal["dense", "center", "ten"] = "dense"
+    views: Literal["dense", "center", "ten", "whole"] = "dense"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,18 +83,6 @@ def table2_protocols(
         rows.append(Protocol("6 scales, fine", paper_scales(geometry), "fine", flips))
     rows.append(Protocol("10 views (4 corners + center, flips)", views="ten"))
     return rows
-
-
-def top_k_error(probabilities: np.ndarray, labels: np.ndarray, k: int) -> float:
-    """Top-k error in %: the label is not among the k highest scores.
-
-    Ties count against the label (a label tied with the k-th score is a
-    miss only if k other classes score strictly higher)."""
-    probabilities = np.asarray(probabilities)
-    labels = np.asarray(labels)
-    mine = probabilities[np.arange(len(labels)), labels]
-    higher = (probabilities > mine[:, None]).sum(1)
-    return float(100.0 * np.mean(higher >= k))
 
 
 def evaluate_classification(
@@ -149,32 +141,134 @@ def evaluate_classification(
             "center": classifier.center_crop,
             "ten": classifier.ten_views,
         }[protocol.views]
-        run(examples[0][0])  # trace once, outside the timing
-        progress = keras.utils.Progbar(len(examples), verbose=int(verbose))
-        if verbose:
-            print(protocol.name)
-        probabilities, start = [], time.perf_counter()
-        for i, (image, _) in enumerate(examples):
-            probabilities.append(run(image)["probabilities"].numpy())
-            progress.update(i + 1)
-        seconds = time.perf_counter() - start
-        probabilities = np.stack(probabilities)
+        outputs, speed = _timed(
+            run, [image for image, _ in examples], protocol, verbose
+        )
+        probabilities = np.stack([out["probabilities"].numpy() for out in outputs])
         results.append(
             Result(
                 protocol,
                 top_k_error(probabilities, labels, 1),
                 top_k_error(probabilities, labels, min(5, model.num_classes)),
-                len(examples) / seconds,
+                speed,
                 len(examples),
             )
         )
     return results
 
 
-def format_table(results: Sequence[Result]) -> str:
-    """The results as a markdown table shaped like Table 2."""
+def localization_protocols(
+    model: OverFeat, scales: Sequence[int] = (1, 2, 4, 6), flips: bool = True
+) -> list[Protocol]:
+    """The localization ablation: the whole-image box and the center crop
+    (baselines), then the first n of Table 5's scales, fine stride, for
+    each n in `scales` (the paper's 1, 2, 4 and 6 scales)."""
+    rows = [
+        Protocol("whole image box (center-crop classes)", views="whole"),
+        Protocol("1 center crop", views="center"),
+    ]
+    for n in scales:
+        sizes = paper_scales(model.geometry, range(1, n + 1))
+        label = (
+            f"{n} scale{'s' if n > 1 else ''} ({','.join(map(str, sizes))} px), fine"
+        )
+        rows.append(Protocol(label, sizes, "fine", flips))
+    return rows
+
+
+def evaluate_localization(
+    model: OverFeat,
+    dataset: tf.data.Dataset,
+    protocols: Sequence[Protocol],
+    *,
+    limit: int | None = None,
+    smallest_side: int = 256,
+    top_k_classes: int = 5,
+    merge_threshold: float = 0.6,
+    verbose: bool = True,
+) -> list[Result]:
+    """Top-1 / top-5 ILSVRC localization error and images/s per protocol.
+
+    Args:
+        model: an `OverFeat` with a box regressor.
+        dataset: unbatched `{"image", "boxes", "labels"}` elements, as
+            `readers.load_detection` gives (boxes xyxy pixels).
+        protocols: the rows (`localization_protocols`).
+        limit: evaluate only the first `limit` images.
+        smallest_side, top_k_classes, merge_threshold: as for `Localizer`.
+        verbose: show a progress bar per protocol.
+
+    Returns:
+        One `Result` per protocol (errors are localization errors, %).
+
+    Raises:
+        ValueError: for an empty data set, or ground truth with x2 < x1.
+    """
+    if limit is not None:
+        dataset = dataset.take(limit)
+    examples = [(e["image"], e["labels"].numpy(), e["boxes"].numpy()) for e in dataset]
+    if not examples:
+        raise ValueError("The evaluation data set has no images.")
+    truth = [(labels, boxes) for _, labels, boxes in examples]
+    images = [image for image, _, _ in examples]
+    results = []
+    for protocol in protocols:
+        localizer = Localizer(
+            model,
+            scales=protocol.scales or None,
+            stride=protocol.stride,
+            flips=protocol.flips,
+            top_k_classes=min(top_k_classes, model.num_classes),
+            merge_threshold=merge_threshold,
+            smallest_side=smallest_side,
+        )
+        run = {
+            "dense": localizer,
+            "center": localizer.localize_center_crop,
+            "whole": lambda image: _whole_image(localizer, image),
+        }[protocol.views]
+        outputs, speed = _timed(run, images, protocol, verbose)
+        guesses = [(o["classes"].numpy(), o["boxes"].numpy()) for o in outputs]
+        results.append(
+            Result(
+                protocol,
+                localization_error(guesses, truth, 1),
+                localization_error(guesses, truth, 5),
+                speed,
+                len(examples),
+            )
+        )
+    return results
+
+
+def _whole_image(classifier: Classifier, image) -> dict:
+    """The center crop's top classes, each boxed by the whole image."""
+    out = classifier.center_crop(image)
+    height, width = np.shape(image)[:2]
+    classes = out["top_k_ids"]
+    boxes = np.tile([[0.0, 0.0, width, height]], (len(classes), 1))
+    return {"classes": classes, "boxes": tf.constant(boxes, tf.float32)}
+
+
+def _timed(run, images, protocol, verbose):
+    """`run` on every image: the outputs and images/s (after a warm-up
+    call that traces the graph, so tracing is not timed)."""
+    run(images[0])
+    progress = keras.utils.Progbar(len(images), verbose=int(verbose))
+    if verbose:
+        print(protocol.name)
+    outputs, start = [], time.perf_counter()
+    for i, image in enumerate(images):
+        outputs.append(run(image))
+        progress.update(i + 1)
+    return outputs, len(images) / (time.perf_counter() - start)
+
+
+def format_table(results: Sequence[Result], metric: str = "error") -> str:
+    """The results as a markdown table shaped like Table 2 (`metric` names
+    the error columns, e.g. "localization error")."""
     lines = [
-        "| configuration | top-1 error (%) | top-5 error (%) | images/s |",
+        f"| configuration | top-1 {metric} (%) | top-5 {metric} (%) | images/s |",
         "|---|---|---|---|",
     ]
     for r in results:

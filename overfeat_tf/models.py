@@ -9,9 +9,11 @@ run on the TensorFlow and JAX backends alike.
 
 from __future__ import annotations
 
+import os
 from typing import Sequence
 
 import keras
+import numpy as np
 
 from overfeat_tf.architectures import (
     ACCURATE,
@@ -23,6 +25,9 @@ from overfeat_tf.architectures import (
 )
 
 INITIALIZERS = ("he_normal", "paper")
+# The box regressor (section 4.3): one box per cell for all classes (the
+# paper's better "single-class regressor") or one per class.
+REGRESSORS = (None, "single", "per_class")
 
 # Sermanet et al. (2014), section 3.1: "weights initialized randomly with
 # (mu, sigma) = (0, 1e-2)".
@@ -79,7 +84,8 @@ class DilatedShare(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="overfeat_tf")
 class OverFeat(keras.Model):
-    """An OverFeat network: images [B, H, W, 3] -> {"class_logits": [B, h, w, C]}.
+    """An OverFeat network: images [B, H, W, 3] -> {"class_logits": [B, h, w, C]}
+    (and `"boxes"` with a regressor).
 
     Built from a layer table (`OverFeatSpec`) as a functional model of
     stock Keras layers named after the paper (`conv1`, `pool1`, ...,
@@ -112,6 +118,13 @@ class OverFeat(keras.Model):
             reuses instead of making its own; how `dense` builds its twins.
         class_names: the label map, one name per class (optional); saved
             with the model, so inference and exports can name classes.
+        regressor: None (default), `"single"` or `"per_class"`: add the box
+            regressor head (section 4.3) on the pooled features, output
+            `"boxes"` [B, h, w, 4] (one box per cell for every class, the
+            paper's better choice) or [B, h, w, 4 * C] (class c's box in
+            channels 4c..4c+3). Boxes are coded relative to each cell's
+            window (`boxes.encode_windows`). Use `with_regressor` to add one
+            to a trained classifier.
 
     Raises:
         ValueError: for width <= 0, num_classes < 1, an unknown stride or
@@ -131,6 +144,7 @@ class OverFeat(keras.Model):
         stride: Stride = "coarse",
         shared_with: OverFeat | None = None,
         class_names: Sequence[str] | None = None,
+        regressor: str | None = None,
         **kwargs,
     ):
         if isinstance(spec, dict):
@@ -143,10 +157,30 @@ class OverFeat(keras.Model):
                     f"class_names must have num_classes={num_classes} names. "
                     f"Received: {len(class_names)} names"
                 )
+        if regressor not in REGRESSORS:
+            raise ValueError(
+                f"regressor must be one of {REGRESSORS}. "
+                f"Received: regressor={regressor!r}"
+            )
         if shared_with is None:
             layers = _make_layers(spec, num_classes, width, initializer, dropout)
         else:
             layers = _shared_layers(shared_with)
+        if regressor is not None and "boxes" not in layers:
+            outputs = 4 * (num_classes if regressor == "per_class" else 1)
+            # The boxes start at their cells' windows (codes 0): random codes
+            # on unnormalized features are large, and their L2 loss diverges.
+            layers.update(
+                _full_layers(
+                    spec.regressor,
+                    spec.regressor_names,
+                    outputs,
+                    width,
+                    initializer,
+                    output_initializer="zeros",
+                )
+            )
+            layers["boxes"] = _float32_output("boxes")
 
         # === Functional Model ===
         images = keras.Input((None, None, 3), name="images")
@@ -166,18 +200,26 @@ class OverFeat(keras.Model):
                     dtype=layers[name].dtype_policy,
                 )
                 x = activations[pool] = pooling(x)
-        for i, name in enumerate(spec.fc_names):
-            if stride == "fine" and i == 0:
-                # Part 2: the first full layer reads every pool-th cell, so
-                # its outputs come out at the fine stride, interleaved.
-                conv = layers[name]
-                layers[name] = DilatedShare(
-                    conv, spec.features[-1].pool, name=name, dtype=conv.dtype_policy
-                )
-            x = activations[name] = layers[name](x)
-            if _dropout_name(name) in layers:
-                x = layers[_dropout_name(name)](x)
-        outputs = {"class_logits": layers["class_logits"](x)}
+        features = x
+
+        def head(names):
+            y = features
+            for i, name in enumerate(names):
+                if stride == "fine" and i == 0:
+                    # Part 2: a head's first layer reads every pool-th cell, so
+                    # its outputs come out at the fine stride, interleaved.
+                    conv = layers[name]
+                    layers[name] = DilatedShare(
+                        conv, spec.features[-1].pool, name=name, dtype=conv.dtype_policy
+                    )
+                y = activations[name] = layers[name](y)
+                if _dropout_name(name) in layers:
+                    y = layers[_dropout_name(name)](y)
+            return y
+
+        outputs = {"class_logits": layers["class_logits"](head(spec.fc_names))}
+        if regressor is not None:
+            outputs["boxes"] = layers["boxes"](head(spec.regressor_names))
         super().__init__(images, outputs, **kwargs)
 
         # === Config ===
@@ -188,6 +230,7 @@ class OverFeat(keras.Model):
         self.dropout = dropout
         self.stride = stride
         self.class_names = class_names
+        self.regressor = regressor
         self._activations = activations
 
     def activation(self, name: str) -> keras.KerasTensor:
@@ -227,6 +270,7 @@ class OverFeat(keras.Model):
             "dropout": self.dropout,
             "stride": self.stride,
             "class_names": None if self.class_names is None else list(self.class_names),
+            "regressor": self.regressor,
         }
 
     @classmethod
@@ -299,22 +343,43 @@ def _make_layers(spec, num_classes, width, initializer, dropout) -> dict:
             kernel_initializer=initializer,
             name=name,
         )
-    for row, name in zip(spec.classifier, spec.fc_names):
+    layers.update(
+        _full_layers(
+            spec.classifier, spec.fc_names, num_classes, width, initializer, dropout
+        )
+    )
+    layers["class_logits"] = _float32_output("class_logits")
+    return layers
+
+
+def _full_layers(
+    rows, names, outputs, width, initializer, dropout=0.0, output_initializer=None
+) -> dict:
+    """A head's fully connected rows as convolutions; the last has `outputs`
+    maps (and `output_initializer`'s kernel, when given)."""
+    if initializer == "paper":
+        initializer = _PAPER_INITIALIZER
+    layers = {}
+    for row, name in zip(rows, names):
         hidden = row.units is not None
         layers[name] = keras.layers.Conv2D(
-            scaled(row.units, width) if hidden else num_classes,
+            scaled(row.units, width) if hidden else outputs,
             row.kernel,
             activation="relu" if hidden else None,
-            kernel_initializer=initializer,
+            kernel_initializer=initializer
+            if hidden
+            else output_initializer or initializer,
             name=name,
         )
         if hidden and dropout:
             drop = _dropout_name(name)
             layers[drop] = keras.layers.Dropout(dropout, name=drop)
-    layers["class_logits"] = keras.layers.Activation(
-        "linear", dtype="float32", name="class_logits"
-    )
     return layers
+
+
+def _float32_output(name):
+    """An identity that keeps a head's output float32 under mixed precision."""
+    return keras.layers.Activation("linear", dtype="float32", name=name)
 
 
 def _dropout_name(fc_name: str) -> str:
@@ -325,8 +390,7 @@ def _shared_layers(model: OverFeat) -> dict:
     """The layers of a built OverFeat, by name, with its own weights."""
     layers = {}
     for layer in model.layers[1:]:
-        if isinstance(layer, DilatedShare):
-            layer = layer.conv
+        layer = _unwrap(layer)
         if not isinstance(layer, keras.layers.MaxPooling2D):
             layers[layer.name] = layer
     return layers
@@ -387,6 +451,94 @@ def feature_extractor(model: OverFeat) -> keras.Model:
         )
     features = model.activation(model.spec.last_pool_name)
     return keras.Model(model.input, features, name=f"{model.name}_features")
+
+
+def load_model(path: str) -> OverFeat:
+    """A saved OverFeat: a `.keras` file, or a run folder holding `model.keras`.
+
+    Raises:
+        FileNotFoundError: naming the file when there is none.
+        ValueError: when the file holds another kind of model.
+    """
+    path = str(path)
+    if os.path.isdir(path):
+        path = os.path.join(path, "model.keras")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No trained model at {path}")
+    model = keras.saving.load_model(path, compile=False)
+    if not isinstance(model, OverFeat):
+        raise ValueError(
+            f"{path} holds a {type(model).__name__}, not an OverFeat model."
+        )
+    return model
+
+
+def with_regressor(
+    model: OverFeat, regressor: str = "single", *, weights: str | None = None
+) -> OverFeat:
+    """`model` with a box regressor head on its pooled features (section 4.3).
+
+    The new model shares every layer, and so every weight, of `model`; the
+    regressor layers are new (trained with the feature extractor frozen),
+    or copied from `weights`, a saved model (`.keras`) whose regressor was
+    trained on this very feature extractor.
+
+    Raises:
+        ValueError: `model` has a regressor already; or `weights` has no
+            regressor, another kind, other shapes, or was trained on
+            different feature-extractor weights (its regressor reads
+            features that this model does not compute).
+    """
+    if not isinstance(model, OverFeat):
+        raise TypeError(
+            "with_regressor() takes an OverFeat model. "
+            f"Received: model of type {type(model).__name__}"
+        )
+    if model.regressor is not None:
+        raise ValueError(
+            f"{model.name} has a {model.regressor!r} regressor already; "
+            "pass the classifier alone."
+        )
+    config = _config(model)
+    config.update(regressor=regressor, name=f"{model.name}_localizer")
+    localizer = OverFeat(shared_with=model, **config)
+    if weights is not None:
+        _copy_regressor(load_model(weights), localizer, str(weights))
+    return localizer
+
+
+def _copy_regressor(source: OverFeat, target: OverFeat, path: str) -> None:
+    """Copies `source`'s regressor into `target` if it reads the same features."""
+    if not isinstance(source, OverFeat) or source.regressor != target.regressor:
+        kind = getattr(source, "regressor", None)
+        raise ValueError(
+            f"{path} holds no {target.regressor!r} box regressor (it has "
+            f"regressor={kind!r}); train one with `overfeat train --task localize`."
+        )
+    for name in (*target.spec.conv_names, *target.spec.regressor_names):
+        mine = target.get_layer(name).get_weights()
+        theirs = _unwrap(source.get_layer(name)).get_weights()
+        shapes = [w.shape for w in mine], [w.shape for w in theirs]
+        if shapes[0] != shapes[1]:
+            raise ValueError(
+                f"The regressor in {path} does not fit this backbone: layer "
+                f"{name} has weight shapes {shapes[1]} there and {shapes[0]} "
+                "here (another network, width or number of classes)."
+            )
+        if name in target.spec.conv_names and not all(
+            np.array_equal(a, b) for a, b in zip(mine, theirs)
+        ):
+            raise ValueError(
+                f"The regressor in {path} was trained on other feature-extractor "
+                f"weights (layer {name} differs): it would read features this "
+                "model does not compute. Train a regressor on this classifier."
+            )
+    for name in target.spec.regressor_names:
+        target.get_layer(name).set_weights(source.get_layer(name).get_weights())
+
+
+def _unwrap(layer):
+    return layer.conv if isinstance(layer, DilatedShare) else layer
 
 
 def overfeat_fast(num_classes: int = 1000, width: float = 1.0, **kwargs) -> OverFeat:

@@ -11,9 +11,9 @@ from overfeat_tf.evaluation import (
     evaluate_classification,
     format_table,
     table2_protocols,
-    top_k_error,
 )
 from overfeat_tf.inference import Classifier
+from overfeat_tf.metrics import top_k_error
 
 
 @pytest.fixture(scope="module")

@@ -98,8 +98,9 @@ def test_one_window_gives_the_plain_softmax(model, rng):
     image = _images(rng, 231, 231, 3)
     got = Classifier(model, scales=[231], stride="coarse", flips=False)(image)
     logits = model(_standardized(image.astype(np.float32))[None])["class_logits"]
+    # rtol 1e-4: oneDNN splits float32 sums differently under load.
     np.testing.assert_allclose(
-        got["probabilities"], _softmax(np.asarray(logits)[0, 0, 0]), rtol=1e-5
+        got["probabilities"], _softmax(np.asarray(logits)[0, 0, 0]), rtol=1e-4
     )
 
 

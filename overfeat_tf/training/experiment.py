@@ -23,15 +23,17 @@ import dataclasses
 import functools
 import logging
 import os
+from typing import Callable
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 import overfeat_tf as of
 from overfeat_tf.config import ExperimentConfig, save_config
 from overfeat_tf.data import pipelines, readers
 from overfeat_tf.training import callbacks as callback_lib
-from overfeat_tf.training import recipe
+from overfeat_tf.training import localization, recipe
 from overfeat_tf.training.strategy import check_global_batch, make_strategy
 
 logger = logging.getLogger(__name__)
@@ -45,7 +47,11 @@ class Run:
 
     Attributes:
         config: the experiment's config.
-        model: the compiled `OverFeat`, built under `strategy`.
+        model: the compiled model that `fit` trains, built under `strategy`:
+            the `OverFeat` itself, or for localization its `"boxes"` output
+            alone (the regressor's training view).
+        network: the `OverFeat` that training produces and `train` saves
+            (for localization, the classifier with its regressor).
         strategy: the tf.distribute strategy.
         train_dataset: batches from `initial_epoch` to the last epoch (a
             `DistributedDataset` under several replicas).
@@ -59,7 +65,8 @@ class Run:
     """
 
     config: ExperimentConfig
-    model: of.OverFeat
+    model: keras.Model
+    network: of.OverFeat
     strategy: tf.distribute.Strategy
     train_dataset: tf.data.Dataset
     validation_dataset: tf.data.Dataset
@@ -82,26 +89,40 @@ class Run:
         }
 
 
+@dataclasses.dataclass
+class _Task:
+    """What one task trains: its data, model and batches."""
+
+    train_data: readers.LabeledData
+    validation_data: readers.LabeledData
+    # (steps per epoch, strategy) -> (the compiled model fit trains, the
+    # OverFeat it trains)
+    build: Callable[[int, tf.distribute.Strategy], tuple[keras.Model, of.OverFeat]]
+    # (per-replica batch size, seed) -> endless batches
+    train_batches: Callable[[int, int], tf.data.Dataset]
+    # strategy -> one pass of validation batches
+    validation_batches: Callable[[tf.distribute.Strategy], tf.data.Dataset]
+
+
 def prepare(config: ExperimentConfig) -> Run:
     """Build the model, data and callbacks of `config`, resuming if possible.
 
+    `config.task` picks what is trained: the classifier (`"classify"`), or
+    the box regressor on a trained classifier (`"localize"`, see
+    `localization_parts`).
+
     Raises:
         ValueError: for a batch that does not split over the replicas, a
-            training split smaller than one batch, or bad data (see
-            `readers`).
+            training split smaller than one batch, bad data (see
+            `readers`), a localization run without a backbone, or
+            checkpoints of another backbone.
     """
     keras.utils.set_random_seed(config.seed)
     train_cfg = config.train
     strategy = make_strategy(train_cfg.strategy)
     check_global_batch(train_cfg.batch_size, strategy)
-
-    load = dict(data_dir=config.data.data_dir, on_bad=config.data.on_bad)
-    train_data = readers.load_classification(
-        config.data.source, config.data.train_split, **load
-    )
-    validation_data = readers.load_classification(
-        config.data.source, config.data.validation_split, **load
-    )
+    parts = _TASKS[config.task](config)
+    train_data = parts.train_data
     steps_per_epoch = train_cfg.steps_per_epoch or (
         (train_data.num_examples or 0) // train_cfg.batch_size
     )
@@ -114,6 +135,79 @@ def prepare(config: ExperimentConfig) -> Run:
         )
 
     with strategy.scope():
+        model, network = parts.build(steps_per_epoch, strategy)
+        model.optimizer.build(model.trainable_variables)
+        epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        checkpoint = tf.train.Checkpoint(
+            model=model, optimizer=model.optimizer, epoch=epoch
+        )
+    directory = os.path.join(config.output_dir, "checkpoints")
+    manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep=3)
+    if manager.latest_checkpoint:
+        frozen = [v.numpy() for v in model.non_trainable_variables]
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        _check_frozen_unchanged(model, frozen, manager.latest_checkpoint, config)
+        logger.info("Resuming from %s", manager.latest_checkpoint)
+    initial_epoch = int(epoch.numpy())
+    skip = int(model.optimizer.iterations.numpy()) - initial_epoch * steps_per_epoch
+
+    train_dataset = _training_batches(
+        config, strategy, parts.train_batches, steps_per_epoch, initial_epoch, skip
+    )
+    validation_dataset = parts.validation_batches(strategy)
+    run_callbacks = [
+        callback_lib.StopOnNaN(manager),
+        callback_lib.Checkpoints(manager, epoch, train_cfg.checkpoint_every_steps),
+        callback_lib.LearningRateLogger(),
+    ]
+    os.makedirs(config.output_dir, exist_ok=True)
+    save_config(config, os.path.join(config.output_dir, "config.yaml"))
+    log_dir = os.path.join(config.output_dir, "tensorboard")
+    run_callbacks.append(
+        keras.callbacks.TensorBoard(log_dir, histogram_freq=train_cfg.histogram_freq)
+    )
+    if train_cfg.image_summaries and config.task == "classify":
+        images, labels = _first_examples(validation_dataset, train_cfg.image_summaries)
+        run_callbacks.append(
+            callback_lib.ValidationImages(
+                images, labels, train_data.class_names, log_dir
+            )
+        )
+    return Run(
+        config=config,
+        model=model,
+        network=network,
+        strategy=strategy,
+        train_dataset=train_dataset,
+        validation_dataset=validation_dataset,
+        callbacks=run_callbacks,
+        steps_per_epoch=steps_per_epoch,
+        initial_epoch=initial_epoch,
+        class_names=train_data.class_names,
+        checkpoint_manager=manager,
+    )
+
+
+def _load(config: ExperimentConfig, split: str) -> readers.LabeledData:
+    load = readers.load_classification
+    if config.task != "classify":
+        load = readers.load_detection
+    return load(
+        config.data.source,
+        split,
+        data_dir=config.data.data_dir,
+        on_bad=config.data.on_bad,
+    )
+
+
+def classification_parts(config: ExperimentConfig) -> _Task:
+    """The network from scratch on random windows (section 3.1)."""
+    train_data = _load(config, config.data.train_split)
+    validation_data = _load(config, config.data.validation_split)
+    train_cfg = config.train
+    window = config.model.spec.geometry.window
+
+    def build(steps_per_epoch, strategy):
         model = build_model(config, train_data.class_names)
         model.compile(
             optimizer=recipe.make_optimizer(train_cfg, steps_per_epoch),
@@ -126,73 +220,135 @@ def prepare(config: ExperimentConfig) -> Run:
             },
             jit_compile=train_cfg.jit_compile and _xla_can_run(strategy),
         )
-        model.optimizer.build(model.trainable_variables)
-        epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-        checkpoint = tf.train.Checkpoint(
-            model=model, optimizer=model.optimizer, epoch=epoch
-        )
-    directory = os.path.join(config.output_dir, "checkpoints")
-    manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep=3)
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        logger.info("Resuming from %s", manager.latest_checkpoint)
-    initial_epoch = int(epoch.numpy())
-    skip = int(model.optimizer.iterations.numpy()) - initial_epoch * steps_per_epoch
+        return model, model
 
-    window = model.geometry.window
-    train_dataset = _training_batches(
-        config,
-        strategy,
-        train_data.dataset,
-        window,
-        steps_per_epoch,
-        initial_epoch,
-        skip,
-    )
-    validation_dataset = pipelines.classification_eval(
-        validation_data.dataset,
-        window,
-        batch_size=train_cfg.batch_size,
-        smallest_side=config.data.smallest_side,
-        drop_remainder=strategy.num_replicas_in_sync > 1,
-    )
-    run_callbacks = [
-        callback_lib.StopOnNaN(manager),
-        callback_lib.Checkpoints(manager, epoch, train_cfg.checkpoint_every_steps),
-        callback_lib.LearningRateLogger(),
-    ]
-    os.makedirs(config.output_dir, exist_ok=True)
-    save_config(config, os.path.join(config.output_dir, "config.yaml"))
-    log_dir = os.path.join(config.output_dir, "tensorboard")
-    run_callbacks.append(
-        keras.callbacks.TensorBoard(log_dir, histogram_freq=train_cfg.histogram_freq)
-    )
-    if train_cfg.image_summaries:
-        images, labels = _first_examples(validation_dataset, train_cfg.image_summaries)
-        run_callbacks.append(
-            callback_lib.ValidationImages(
-                images, labels, train_data.class_names, log_dir
-            )
+    def train_batches(batch_size, seed):
+        return pipelines.classification_train(
+            train_data.dataset,
+            window,
+            batch_size=batch_size,
+            smallest_side=config.data.smallest_side,
+            crops_per_image=config.data.crops_per_image,
+            shuffle_buffer=config.data.shuffle_buffer,
+            seed=seed,
         )
-    return Run(
-        config=config,
-        model=model,
-        strategy=strategy,
-        train_dataset=train_dataset,
-        validation_dataset=validation_dataset,
-        callbacks=run_callbacks,
-        steps_per_epoch=steps_per_epoch,
-        initial_epoch=initial_epoch,
-        class_names=train_data.class_names,
-        checkpoint_manager=manager,
+
+    def validation_batches(strategy):
+        return pipelines.classification_eval(
+            validation_data.dataset,
+            window,
+            batch_size=train_cfg.batch_size,
+            smallest_side=config.data.smallest_side,
+            drop_remainder=strategy.num_replicas_in_sync > 1,
+        )
+
+    return _Task(train_data, validation_data, build, train_batches, validation_batches)
+
+
+def localization_parts(config: ExperimentConfig) -> _Task:
+    """The box regressor on a trained classifier's frozen features (4.3).
+
+    Training images are rescaled at random (`localize.scale_range`), flipped
+    and cropped square (`localize.image_size`), and every cell of the
+    crop's coarse map learns the box its window holds enough of
+    (`localization.regression_targets`). Validation uses the same
+    augmentation with a fixed seed, over the validation split.
+    """
+    settings = config.localize
+    if settings.backbone is None:
+        raise ValueError(
+            "Training the box regressor needs a trained classifier: set "
+            "localize.backbone to its model.keras or run folder (e.g. "
+            "localize.backbone=runs/shapes_fast)."
+        )
+    backbone = of.load_model(settings.backbone)
+    train_data = _load(config, config.data.train_split)
+    validation_data = _load(config, config.data.validation_split)
+    if tuple(backbone.class_names or ()) != tuple(train_data.class_names):
+        raise ValueError(
+            f"The backbone {settings.backbone} was trained on the classes "
+            f"{backbone.class_names}, but {config.data.source} has "
+            f"{train_data.class_names}: the merge scores boxes with the "
+            "classifier, so both must use one label map."
+        )
+    geometry = backbone.geometry
+    size = settings.image_size or geometry.input_size(3, "coarse")
+    windows = geometry.cell_windows(size, size, "coarse")
+    train_cfg = config.train
+
+    def build(steps_per_epoch, strategy):
+        network = of.with_regressor(backbone, settings.regressor)
+        regressor = set(network.spec.regressor_names)
+        for layer in network.layers:
+            layer.trainable = getattr(layer, "conv", layer).name in regressor
+        # Keras's metrics want a target for every output: train the boxes alone.
+        model = keras.Model(network.input, {"boxes": network.output["boxes"]})
+        model.compile(
+            optimizer=recipe.make_optimizer(train_cfg, steps_per_epoch),
+            loss={"boxes": localization.box_regression_loss},
+            metrics={"boxes": [localization.BoxIoU()]},
+            jit_compile=train_cfg.jit_compile and _xla_can_run(strategy),
+        )
+        return model, network
+
+    def batches(dataset, batch_size, seed):
+        crops = pipelines.detection_train(
+            dataset,
+            size,
+            batch_size=batch_size,
+            max_boxes=settings.max_boxes,
+            scale_range=tuple(settings.scale_range),
+            shuffle_buffer=config.data.shuffle_buffer,
+            seed=seed,
+        )
+
+        def with_targets(images, objects):
+            targets = tf.map_fn(
+                lambda o: localization.regression_targets(
+                    o[0], o[1], windows, geometry.window, settings.min_overlap
+                ),
+                (objects["boxes"], objects["labels"]),
+                fn_output_signature=tf.float32,
+            )
+            return images, {"boxes": targets}
+
+        return crops.map(with_targets, num_parallel_calls=tf.data.AUTOTUNE)
+
+    def validation_batches(strategy):
+        count = (validation_data.num_examples or 0) // train_cfg.batch_size
+        return batches(validation_data.dataset, train_cfg.batch_size, config.seed).take(
+            max(count, 1)
+        )
+
+    return _Task(
+        train_data,
+        validation_data,
+        build,
+        lambda batch_size, seed: batches(train_data.dataset, batch_size, seed),
+        validation_batches,
     )
+
+
+_TASKS = {"classify": classification_parts, "localize": localization_parts}
+
+
+def _check_frozen_unchanged(model, frozen, checkpoint, config):
+    """A resumed regressor must sit on the backbone it was trained on."""
+    for variable, before in zip(model.non_trainable_variables, frozen):
+        if not np.array_equal(variable.numpy(), before):
+            raise ValueError(
+                f"The checkpoint {checkpoint} was trained on another backbone "
+                f"than localize.backbone={config.localize.backbone} (the frozen "
+                f"{variable.path} differs). Use a new output_dir, or delete "
+                f"{os.path.dirname(checkpoint)} to start over."
+            )
 
 
 def train(config: ExperimentConfig) -> keras.callbacks.History:
     """`prepare` then `model.fit`; saves `output_dir/model.keras` at the end."""
     run = prepare(config)
     history = run.model.fit(**run.fit_kwargs())
-    run.model.save(os.path.join(config.output_dir, "model.keras"))
+    run.network.save(os.path.join(config.output_dir, "model.keras"))
     return history
 
 
@@ -220,10 +376,11 @@ def build_model(config: ExperimentConfig, class_names) -> of.OverFeat:
 
 
 def _training_batches(
-    config, strategy, dataset, window, steps_per_epoch, initial_epoch, skip
+    config, strategy, epoch_batches, steps_per_epoch, initial_epoch, skip
 ):
     """Epochs `initial_epoch`.. as batches; epoch e is seeded by (seed, e).
 
+    `epoch_batches(batch_size, seed)` gives one seeded stream of batches.
     The batches are built per replica (the global batch split evenly), and
     each worker keeps every n-th of them, so a step sees the same images
     on any number of replicas and workers as on one device.
@@ -231,21 +388,16 @@ def _training_batches(
     replicas = strategy.num_replicas_in_sync
 
     def per_replica(context: tf.distribute.InputContext) -> tf.data.Dataset:
-        def epoch_batches(epoch):
-            return pipelines.classification_train(
-                dataset,
-                window,
-                batch_size=context.get_per_replica_batch_size(config.train.batch_size),
-                smallest_side=config.data.smallest_side,
-                crops_per_image=config.data.crops_per_image,
-                shuffle_buffer=config.data.shuffle_buffer,
-                seed=config.seed * 1_000_003 + epoch,
-            ).take(steps_per_epoch * replicas)
+        batch_size = context.get_per_replica_batch_size(config.train.batch_size)
+
+        def epoch(e):
+            seed = config.seed * 1_000_003 + e
+            return epoch_batches(batch_size, seed).take(steps_per_epoch * replicas)
 
         # A finished run still gets a (never read) epoch: fit runs none.
         epochs = range(initial_epoch, config.train.epochs) or [initial_epoch]
         batches = functools.reduce(
-            tf.data.Dataset.concatenate, (epoch_batches(e) for e in epochs)
+            tf.data.Dataset.concatenate, (epoch(e) for e in epochs)
         ).skip(skip * replicas)
         batches = batches.shard(context.num_input_pipelines, context.input_pipeline_id)
         return batches.prefetch(tf.data.AUTOTUNE)
