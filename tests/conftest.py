@@ -25,3 +25,16 @@ def data_dir(tmp_path_factory):
     builder = tfds.builder("overfeat_shapes/classification", data_dir=str(path))
     builder.download_and_prepare()
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def localization_data_dir(tmp_path_factory):
+    """The built-in localization data, generated once per test session."""
+    import tensorflow_datasets as tfds
+
+    import overfeat_tf.data  # noqa: F401  (registers the builder)
+
+    path = tmp_path_factory.mktemp("tfds_localization")
+    builder = tfds.builder("overfeat_shapes/localization", data_dir=str(path))
+    builder.download_and_prepare()
+    return str(path)
