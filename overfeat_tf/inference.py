@@ -18,7 +18,7 @@ larger ones shrunk (antialiased) to each scale.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -68,6 +68,15 @@ def _check_sizes(geometry: Geometry, sizes) -> tuple[int, ...]:
             f"and there must be one. Received: {list(sizes)}"
         )
     return sizes
+
+
+class _Scaled(NamedTuple):
+    """The dense model's outputs at one scale (views on the batch axis)."""
+
+    outputs: dict
+    views: int  # 1, or 2 with the mirror second
+    shape: tuple  # (height, width) of the resized images
+    original: tuple  # (height, width) of the input images
 
 
 _IMAGES = tf.TensorSpec([None, None, None, None], tf.float32, name="images")
@@ -169,19 +178,28 @@ class Classifier(tf.Module):
     @tf.function(input_signature=[_IMAGES])
     def dense_graph(self, images):
         """float32 pixels [B, H, W, C] -> outputs (multi-scale dense pass)."""
-        images = _rgb(images)
-        height, width = tf.shape(images)[1], tf.shape(images)[2]
         maxima = []
-        for size in self.scales:
-            scaled = normalize(
-                resize(images, *smallest_side_shape(height, width, size))
+        for scaled in self._dense_pass(_rgb(images)):
+            cell_max = tf.reduce_max(
+                tf.nn.softmax(scaled.outputs["class_logits"]), axis=[1, 2]
             )
-            views = [scaled, tf.reverse(scaled, [2])] if self.flips else [scaled]
-            logits = self._dense(tf.concat(views, 0), training=False)["class_logits"]
-            cell_max = tf.reduce_max(tf.nn.softmax(logits), axis=[1, 2])
-            maxima.extend(tf.split(cell_max, len(views)))
+            maxima.extend(tf.split(cell_max, scaled.views))
         scores = tf.reduce_mean(tf.stack(maxima), 0)
         return self._outputs(scores / tf.reduce_sum(scores, -1, keepdims=True))
+
+    def _dense_pass(self, images):
+        """The dense model on every scale of RGB `images`, flips batched in.
+
+        Yields one `_Scaled` per scale: the model's outputs on the resized
+        batch (then its mirror when `flips`, concatenated on the batch axis).
+        """
+        height, width = tf.shape(images)[1], tf.shape(images)[2]
+        for size in self.scales:
+            shape = smallest_side_shape(height, width, size)
+            scaled = normalize(resize(images, *shape))
+            views = [scaled, tf.reverse(scaled, [2])] if self.flips else [scaled]
+            outputs = self._dense(tf.concat(views, 0), training=False)
+            yield _Scaled(outputs, len(views), shape, (height, width))
 
     @tf.function(input_signature=[_IMAGES])
     def ten_view_graph(self, images):
