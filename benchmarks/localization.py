@@ -69,7 +69,7 @@ def main():
     for network in networks:
         model = of.with_regressor(BUILDERS[network](1000))
         layer = model.get_layer(model.spec.regressor_names[-1])
-        layer.set_weights([0.05 * rng.normal(size=w.shape) for w in layer.get_weights()])
+        layer.set_weights([0.05 * rng.normal(size=w.shape) for w in layer.weights])
         scales = paper_scales(model.geometry)
         localizer = Localizer(model, scales=scales, merge_threshold=args.threshold)
         total = median_seconds(

@@ -3,11 +3,12 @@
 Boxes look like a localizer's output: for each N, the same generator draws
 jittered boxes around four objects (10 % of their size), 15 % random boxes,
 uniform scores, and one class (the worst case: every pair can merge) or
-three (`--classes`; the merge runs each class alone). For each N, prints the median ms of the
-merge inside a `tf.function` with an unknown N (after a warm-up call), with
-the XLA loop (the default) and in plain graph mode, and the merges done;
-then each mode's growth exponent (least-squares slope of log time against
-log N; the merge is O(N^2)) and whether 2000 boxes merge in under 100 ms.
+three (`--classes`; the merge runs each class alone). For each N, prints
+the median ms of the merge inside a `tf.function` with an unknown N (after
+a warm-up call), with the XLA loop (the default) and in plain graph mode,
+and the merges done; then each mode's growth exponent (least-squares slope
+of log time against log N; the merge is O(N^2)) and whether 2000 boxes
+merge in under 100 ms.
 
     python benchmarks/merge.py                # ~3 minutes on 2 cores
     python benchmarks/merge.py --sizes 500,2000 --repeats 3 --classes 1
