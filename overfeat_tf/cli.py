@@ -420,7 +420,7 @@ def _predict_boxes(args, config, model, files, options, names) -> str:
         count = int(out["num_predictions"])
         classes = out["classes"].numpy()[:count].tolist()
         scores = out["scores"].numpy()[:count].tolist()
-        boxes = out["boxes"].numpy()[:count].round(1).tolist()
+        boxes = out["boxes"].numpy()[:count].astype(float).round(1).tolist()
         predictions[path] = [[c, s, *b] for c, s, b in zip(classes, scores, boxes)]
         lines.append(path)
         lines += [

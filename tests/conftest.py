@@ -14,27 +14,24 @@ def rng():
     return np.random.default_rng(0)
 
 
-@pytest.fixture(scope="session")
-def data_dir(tmp_path_factory):
-    """The built-in classification data, generated once per test session."""
+def _built_in(tmp_path_factory, task):
+    """A tfds data folder holding the registered built-in `task` data."""
     import tensorflow_datasets as tfds
 
     import overfeat_tf.data  # noqa: F401  (registers the builder)
 
-    path = tmp_path_factory.mktemp("tfds")
-    builder = tfds.builder("overfeat_shapes/classification", data_dir=str(path))
-    builder.download_and_prepare()
+    path = tmp_path_factory.mktemp(f"tfds_{task}")
+    tfds.builder(f"overfeat_shapes/{task}", data_dir=str(path)).download_and_prepare()
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory):
+    """The built-in classification data, generated once per test session."""
+    return _built_in(tmp_path_factory, "classification")
 
 
 @pytest.fixture(scope="session")
 def localization_data_dir(tmp_path_factory):
     """The built-in localization data, generated once per test session."""
-    import tensorflow_datasets as tfds
-
-    import overfeat_tf.data  # noqa: F401  (registers the builder)
-
-    path = tmp_path_factory.mktemp("tfds_localization")
-    builder = tfds.builder("overfeat_shapes/localization", data_dir=str(path))
-    builder.download_and_prepare()
-    return str(path)
+    return _built_in(tmp_path_factory, "localization")
