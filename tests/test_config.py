@@ -142,7 +142,39 @@ def test_save_load_round_trip(tmp_path, name):
 def test_config_to_dict_is_plain():
     data = config_to_dict(ExperimentConfig())
     assert data["train"]["lr_decay_epochs"] == [30, 50, 60, 70, 80]
-    assert set(data) == {"seed", "output_dir", "model", "data", "train"}
+    assert set(data) == {
+        "seed",
+        "output_dir",
+        "model",
+        "data",
+        "train",
+        "task",
+        "localize",
+    }
+    assert data["localize"]["scale_range"] == [1.0, 1.6]
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("task=detect", "task must be one of ['classify', 'localize']"),
+        (
+            "localize.scale_range=[2, 1]",
+            "two factors [low, high] with 1 <= low <= high",
+        ),
+        ("localize.scale_range=[1]", "two factors"),
+        ("localize.min_overlap=0", "min_overlap must be in (0, 1]"),
+        ("localize.top_k_classes=0", "top_k_classes must be >= 1"),
+        ("localize.image_size=200", "localize.image_size must be >= the window"),
+        ("localize.regressor=both", "regressor must be one of ['single', 'per_class']"),
+    ],
+)
+def test_localize_settings_are_checked(override, message):
+    with pytest.raises((ValueError, TypeError)) as error:
+        load_config("shapes_fast_localize", [override])
+    assert message in str(error.value) and "shapes_fast_localize.yaml" in str(
+        error.value
+    )
 
 
 def test_empty_file_is_the_defaults(tmp_path):
