@@ -397,6 +397,13 @@ def test_cli_predict_and_evaluate_localize(
     classifier = ["--model", str(tmp_path / "backbone.keras"), str(tmp_path / "a.png")]
     assert cli.main(["predict", "--task", "localize", *classifier]) == 2
     assert "needs a model with a box regressor" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    localizer = ["--model", str(tmp_path / "localizer.keras")]
+    assert (
+        cli.main(["predict", "--task", "localize", *localizer, str(tmp_path / "empty")])
+        == 2
+    )
+    assert "No image files" in capsys.readouterr().err
 
     results = tmp_path / "results.json"
     args = ["evaluate", "--task", "localize", "--config", "shapes_fast_localize"]
