@@ -1,0 +1,150 @@
+"""Training the detector (section 4.4): labels per window and negative mining.
+
+Detection trains the classifier "spatially": every cell of a training
+crop's class map is a window with a label, and one step learns from many
+windows of each image. The rule (`cell_labels`), with `held` the fraction
+of an object's box inside the cell's window and `fill` the fraction of the
+window the box covers:
+
+- positive for class c: the window holds >= `positive_overlap` of a box of
+  class c and that box fills >= `min_fill` of the window (a window that
+  barely shows a small object is not asked to name it); if several boxes
+  qualify, the one it holds most of;
+- background: the window holds < `negative_overlap` of every box;
+- ignored: anything between.
+
+The background is an extra class, the last (index C). Every positive cell
+counts in the loss, and only `negatives_per_image` background cells per
+image, chosen on the fly by the loss (`DetectionLoss`): at random, or the
+most offending ones (hard negatives: the highest cross-entropy, i.e. the
+background windows the network most believes hold an object), instead of
+the paper's bootstrapping passes.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import keras
+import tensorflow as tf
+
+from overfeat_tf import boxes as box_ops
+
+IGNORE = -1
+
+
+def cell_labels(
+    boxes,
+    labels,
+    windows,
+    num_classes: int,
+    *,
+    positive_overlap: float = 0.5,
+    negative_overlap: float = 0.2,
+    min_fill: float = 0.1,
+):
+    """Labels [h, w] int32 of one image's cells: class, `num_classes`
+    (background) or -1 (ignored); see the module docstring for the rule.
+
+    Args:
+        boxes: [K, 4] xyxy pixels of the training image.
+        labels: [K] classes; negative labels are padding (never objects).
+        windows: [h, w, 4] the windows of the cells (`Geometry.cell_windows`).
+        num_classes: C, the number of object classes.
+    """
+    if not 0 <= negative_overlap <= positive_overlap <= 1:
+        raise ValueError(
+            "Expected 0 <= negative_overlap <= positive_overlap <= 1. Received: "
+            f"negative_overlap={negative_overlap}, positive_overlap={positive_overlap}"
+        )
+    boxes = tf.concat([tf.cast(boxes, tf.float32), tf.zeros([1, 4])], 0)
+    labels = tf.concat([tf.cast(labels, tf.int32), [IGNORE]], 0)
+    windows = tf.cast(windows, tf.float32)[:, :, None, :]
+    real = labels[None, None] >= 0
+    held = tf.where(real, box_ops.coverage(windows, boxes[None, None]), 0.0)
+    fill = tf.math.divide_no_nan(
+        box_ops.intersection(windows, boxes[None, None]), box_ops.area(windows)
+    )
+    candidate = real & (held >= positive_overlap) & (fill >= min_fill)
+    best = tf.argmax(tf.where(candidate, held, -1.0), -1, output_type=tf.int32)
+    positive = tf.reduce_any(candidate, -1)
+    background = tf.reduce_max(held, -1) < negative_overlap
+    return tf.where(
+        positive,
+        tf.gather(labels, best),
+        tf.where(background, num_classes, IGNORE),
+    )
+
+
+def select_negatives(losses, labels, background: int, count: int, keys=None):
+    """A mask [B, h, w] of up to `count` background cells per image.
+
+    Picks the cells with the highest `keys` [B, h, w] among the background
+    cells of each image: the per-cell losses for hard negatives (the default,
+    `keys=None`), random numbers for random negatives.
+    """
+    keys = losses if keys is None else keys
+    shape = tf.shape(labels)
+    flat_keys = tf.reshape(tf.cast(keys, tf.float32), [shape[0], -1])
+    is_background = tf.reshape(labels, [shape[0], -1]) == background
+    ranked = tf.where(is_background, flat_keys, -float("inf"))
+    # Each cell's rank by key, descending, ties by position.
+    rank = tf.argsort(tf.argsort(-ranked, axis=1, stable=True), axis=1)
+    chosen = is_background & (rank < count)
+    return tf.reshape(chosen, shape)
+
+
+@keras.saving.register_keras_serializable(package="overfeat_tf")
+class DetectionLoss(keras.losses.Loss):
+    """Softmax cross-entropy over the positive cells and a few negatives.
+
+    Args:
+        negatives_per_image: background cells per image that count (>= 0).
+        mining: `"hard"` (the highest-loss background cells) or `"random"`.
+        seed: seeds the random choice.
+
+    Call with labels [B, h, w] from `cell_labels` and logits [B, h, w, C + 1].
+    Returns the mean loss over the counted cells (0 if there are none).
+    """
+
+    def __init__(
+        self,
+        negatives_per_image: int = 4,
+        mining: Literal["hard", "random"] = "hard",
+        seed: int | None = None,
+        name: str = "detection_loss",
+        **kwargs,
+    ):
+        super().__init__(name=name, **kwargs)
+        if mining not in ("hard", "random"):
+            raise ValueError(f"mining must be 'hard' or 'random'. Received: {mining!r}")
+        self.negatives_per_image = negatives_per_image
+        self.mining = mining
+        self.seed = seed
+        self._seeds = keras.random.SeedGenerator(seed)
+
+    def call(self, labels, logits):
+        logits = tf.cast(logits, tf.float32)
+        labels = tf.cast(labels, tf.int32)
+        background = tf.shape(logits)[-1] - 1
+        losses = tf.nn.sparse_softmax_cross_entropy_with_logits(
+            tf.maximum(labels, 0), logits
+        )
+        keys = None
+        if self.mining == "random":
+            keys = keras.random.uniform(tf.shape(losses), seed=self._seeds)
+        negatives = select_negatives(
+            tf.stop_gradient(losses), labels, background, self.negatives_per_image, keys
+        )
+        counted = tf.cast(
+            ((labels >= 0) & (labels != background)) | negatives, tf.float32
+        )
+        return tf.reduce_sum(losses * counted) / tf.maximum(tf.reduce_sum(counted), 1.0)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "negatives_per_image": self.negatives_per_image,
+            "mining": self.mining,
+            "seed": self.seed,
+        }
