@@ -19,6 +19,7 @@ from overfeat_tf.models import (
     load_model,
     overfeat_accurate,
     overfeat_fast,
+    with_background,
     with_regressor,
 )
 
@@ -38,5 +39,6 @@ __all__ = [
     "multiply_adds",
     "overfeat_accurate",
     "overfeat_fast",
+    "with_background",
     "with_regressor",
 ]

@@ -30,6 +30,7 @@ from overfeat_tf import architectures
 
 __all__ = [
     "DataConfig",
+    "DetectConfig",
     "ExperimentConfig",
     "LocalizeConfig",
     "ModelConfig",
@@ -288,15 +289,67 @@ class LocalizeConfig:
     def __post_init__(self):
         _check_choices(self)
         _require(self, "min_overlap", 0 < self.min_overlap <= 1, "in (0, 1]")
-        low, high = (self.scale_range + (0.0, 0.0))[:2]
-        _require(
-            self,
-            "scale_range",
-            len(self.scale_range) == 2 and 1 <= low <= high,
-            "two factors [low, high] with 1 <= low <= high",
-        )
+        _check_scale_range(self)
         for name in ("max_boxes", "top_k_classes"):
             _require(self, name, getattr(self, name) >= 1, ">= 1")
+
+
+@dataclasses.dataclass(frozen=True)
+class DetectConfig:
+    """Detection training (section 4.4): window labels and negative mining.
+
+    Attributes:
+        backbone: a trained classifier (a `.keras` file or its run folder)
+            to start from: every layer is copied, and the class layer gets
+            a zero-initialized background row. None (default) trains from
+            scratch.
+        positive_overlap: a window is a positive of an object's class when
+            it holds at least this fraction of the object's box ... (0.5),
+        min_fill: ... and the box fills at least this fraction of the
+            window (0.1).
+        negative_overlap: a window is background when it holds less than
+            this fraction of every box (0.2); windows in between are
+            ignored. `training.detection` has the rule.
+        negatives_per_image: background windows per image in the loss
+            (>= 0). Default 4.
+        mining: `"hard"` (default: the highest-loss background windows) or
+            `"random"`.
+        image_size: side of the square training crops (>= the window); None
+            (default) for the window plus four coarse strides (a 5 x 5 map).
+        scale_range: random shorter-side factors of the images before the
+            crop, [low, high] with 1 <= low <= high. Default (1.0, 1.5).
+        max_boxes: objects kept per training image (>= 1). Default 20.
+    """
+
+    backbone: str | None = None
+    positive_overlap: float = 0.5
+    min_fill: float = 0.1
+    negative_overlap: float = 0.2
+    negatives_per_image: int = 4
+    mining: Literal["hard", "random"] = "hard"
+    image_size: int | None = None
+    scale_range: tuple[float, ...] = (1.0, 1.5)
+    max_boxes: int = 20
+
+    def __post_init__(self):
+        _check_choices(self)
+        ok = 0 <= self.negative_overlap <= self.positive_overlap <= 1
+        _require(self, "negative_overlap", ok, "in [0, positive_overlap]")
+        _require(self, "positive_overlap", 0 < self.positive_overlap <= 1, "in (0, 1]")
+        _require(self, "min_fill", 0 <= self.min_fill <= 1, "in [0, 1]")
+        _require(self, "negatives_per_image", self.negatives_per_image >= 0, ">= 0")
+        _require(self, "max_boxes", self.max_boxes >= 1, ">= 1")
+        _check_scale_range(self)
+
+
+def _check_scale_range(config) -> None:
+    low, high = (config.scale_range + (0.0, 0.0))[:2]
+    _require(
+        config,
+        "scale_range",
+        len(config.scale_range) == 2 and 1 <= low <= high,
+        "two factors [low, high] with 1 <= low <= high",
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -315,9 +368,12 @@ class ExperimentConfig:
         data: a `DataConfig`; `data.smallest_side` must be at least the
             model's window.
         train: a `TrainConfig`.
-        task: what is trained: `"classify"` (default; the network) or
-            `"localize"` (the box regressor on a trained classifier).
+        task: what is trained: `"classify"` (default; the network),
+            `"localize"` (the box regressor on a trained classifier) or
+            `"detect"` (the network with a background class and a box
+            regressor, on whole images).
         localize: a `LocalizeConfig`.
+        detect: a `DetectConfig`.
     """
 
     seed: int = 0
@@ -325,19 +381,21 @@ class ExperimentConfig:
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
-    task: Literal["classify", "localize"] = "classify"
+    task: Literal["classify", "localize", "detect"] = "classify"
     localize: LocalizeConfig = dataclasses.field(default_factory=LocalizeConfig)
+    detect: DetectConfig = dataclasses.field(default_factory=DetectConfig)
 
     def __post_init__(self):
         _check_choices(self)
         window = self.model.spec.geometry.window
-        size = self.localize.image_size
-        if size is not None and size < window:
-            raise ValueError(
-                "ExperimentConfig.localize.image_size must be >= the window of "
-                f"the {self.model.network} network ({window} px). Received: "
-                f"localize.image_size={size}"
-            )
+        for section in ("localize", "detect"):
+            size = getattr(self, section).image_size
+            if size is not None and size < window:
+                raise ValueError(
+                    f"ExperimentConfig.{section}.image_size must be >= the window "
+                    f"of the {self.model.network} network ({window} px). Received: "
+                    f"{section}.image_size={size}"
+                )
         if self.data.smallest_side < window:
             raise ValueError(
                 "ExperimentConfig.data.smallest_side must be >= the window of "

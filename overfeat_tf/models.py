@@ -507,6 +507,48 @@ def with_regressor(
     return localizer
 
 
+def with_background(model: OverFeat) -> OverFeat:
+    """A detector to train from a classifier (section 4.4): the same network
+    with one more class, `"background"` (the last), and a box regressor.
+
+    Every layer of `model` is copied (not shared: the class layer grows);
+    the background row of the class layer starts at zero, so the detector
+    starts out scoring the classes as `model` does. A regressor of `model`
+    is copied too; otherwise a single-class one is added.
+    """
+    if not isinstance(model, OverFeat):
+        raise TypeError(
+            "with_background() takes an OverFeat model. "
+            f"Received: model of type {type(model).__name__}"
+        )
+    config = _config(model)
+    names = model.class_names or tuple(str(i) for i in range(model.num_classes))
+    config.update(
+        num_classes=model.num_classes + 1,
+        class_names=(*names, "background"),
+        regressor=model.regressor or "single",
+        name=f"{model.name}_detector",
+    )
+    detector = OverFeat(**config)
+    detector.build((None, None, None, 3))
+    for layer in detector.layers:
+        source = _unwrap(layer)
+        if not source.weights or isinstance(layer, DilatedShare):
+            continue
+        try:
+            weights = model.get_layer(source.name).get_weights()
+        except ValueError:
+            continue  # a new regressor
+        if source.name == model.spec.fc_names[-1]:
+            kernel, bias = weights
+            weights = [
+                np.concatenate([kernel, np.zeros_like(kernel[..., :1])], -1),
+                np.concatenate([bias, [0.0]]).astype(bias.dtype),
+            ]
+        source.set_weights(weights)
+    return detector
+
+
 def _copy_regressor(source: OverFeat, target: OverFeat, path: str) -> None:
     """Copies `source`'s regressor into `target` if it reads the same features."""
     if not isinstance(source, OverFeat) or source.regressor != target.regressor:

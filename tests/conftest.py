@@ -35,3 +35,9 @@ def data_dir(tmp_path_factory):
 def localization_data_dir(tmp_path_factory):
     """The built-in localization data, generated once per test session."""
     return _built_in(tmp_path_factory, "localization")
+
+
+@pytest.fixture(scope="session")
+def detection_data_dir(tmp_path_factory):
+    """The built-in detection data, generated once per test session."""
+    return _built_in(tmp_path_factory, "detection")

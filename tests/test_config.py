@@ -150,6 +150,7 @@ def test_config_to_dict_is_plain():
         "train",
         "task",
         "localize",
+        "detect",
     }
     assert data["localize"]["scale_range"] == [1.0, 1.6]
 
@@ -157,7 +158,7 @@ def test_config_to_dict_is_plain():
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("task=detect", "task must be one of ['classify', 'localize']"),
+        ("task=segment", "task must be one of ['classify', 'localize', 'detect']"),
         (
             "localize.scale_range=[2, 1]",
             "two factors [low, high] with 1 <= low <= high",
@@ -167,9 +168,16 @@ def test_config_to_dict_is_plain():
         ("localize.top_k_classes=0", "top_k_classes must be >= 1"),
         ("localize.image_size=200", "localize.image_size must be >= the window"),
         ("localize.regressor=both", "regressor must be one of ['single', 'per_class']"),
+        (
+            "detect.negative_overlap=0.7",
+            "negative_overlap must be in [0, positive_overlap]",
+        ),
+        ("detect.mining=bootstrap", "mining must be one of ['hard', 'random']"),
+        ("detect.negatives_per_image=-1", "negatives_per_image must be >= 0"),
+        ("detect.image_size=100", "detect.image_size must be >= the window"),
     ],
 )
-def test_localize_settings_are_checked(override, message):
+def test_task_settings_are_checked(override, message):
     with pytest.raises((ValueError, TypeError)) as error:
         load_config("shapes_fast_localize", [override])
     assert message in str(error.value) and "shapes_fast_localize.yaml" in str(

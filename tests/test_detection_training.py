@@ -2,8 +2,12 @@
 
 import numpy as np
 import pytest
+from helpers import TINY
 
 import overfeat_tf as of
+from overfeat_tf.config import load_config
+from overfeat_tf.data import shapes
+from overfeat_tf.training import prepare, train
 from overfeat_tf.training.detection import (
     IGNORE,
     DetectionLoss,
@@ -87,3 +91,46 @@ def test_detection_loss_counts_positives_and_the_chosen_negatives(rng):
         DetectionLoss(mining="bootstrap")
     with pytest.raises(ValueError, match="negative_overlap"):
         cell_labels(np.zeros((0, 4)), [], np.zeros((1, 1, 4)), 3, negative_overlap=0.6)
+
+
+def test_a_detector_starts_from_the_classifier(rng):
+    classifier = of.overfeat_fast(6, width=TINY, class_names=list("abcdef"))
+    detector = of.with_background(classifier)
+    assert detector.class_names == (*"abcdef", "background")
+    assert detector.regressor == "single"
+    images = rng.normal(size=(1, 263, 295, 3)).astype(np.float32)
+    want = classifier(images)["class_logits"].numpy()
+    got = detector(images)["class_logits"].numpy()
+    np.testing.assert_allclose(got[..., :6], want, rtol=1e-5, atol=1e-6)
+    assert (got[..., 6] == 0).all()  # the background row starts at zero
+
+
+def test_detection_training_runs_from_a_classifier(detection_data_dir, tmp_path):
+    classifier = of.overfeat_fast(10, width=TINY, class_names=shapes.CLASS_NAMES)
+    classifier.save(tmp_path / "classifier.keras")
+    overrides = [
+        "task=detect",
+        "data.source=overfeat_shapes/detection",
+        f"data.data_dir={detection_data_dir}",
+        f"detect.backbone={tmp_path / 'classifier.keras'}",
+        f"output_dir={tmp_path / 'run'}",
+        "train.histogram_freq=0",
+        "train.epochs=1",
+        "train.steps_per_epoch=2",
+        "train.validation_steps=1",
+    ]
+    history = train(load_config("tiny", overrides)).history
+    assert np.isfinite(history["class_logits_loss"]).all()
+    assert np.isfinite(history["boxes_loss"]).all()
+    detector = of.load_model(tmp_path / "run")
+    assert detector.num_classes == 11 and detector.class_names[-1] == "background"
+    conv1 = detector.get_layer("conv1").get_weights()[0]
+    assert not np.array_equal(conv1, classifier.get_layer("conv1").get_weights()[0])
+    renamed = of.overfeat_fast(10, width=TINY, class_names=[f"c{i}" for i in range(10)])
+    renamed.save(tmp_path / "renamed.keras")
+    with pytest.raises(ValueError, match="was trained on the classes"):
+        prepare(
+            load_config(
+                "tiny", [*overrides, f"detect.backbone={tmp_path / 'renamed.keras'}"]
+            )
+        )

@@ -33,7 +33,7 @@ import overfeat_tf as of
 from overfeat_tf.config import ExperimentConfig, save_config
 from overfeat_tf.data import pipelines, readers
 from overfeat_tf.training import callbacks as callback_lib
-from overfeat_tf.training import localization, recipe
+from overfeat_tf.training import detection, localization, recipe
 from overfeat_tf.training.strategy import check_global_batch, make_strategy
 
 logger = logging.getLogger(__name__)
@@ -291,6 +291,92 @@ def localization_parts(config: ExperimentConfig) -> _Task:
         )
         return model, network
 
+    def targets(boxes, labels):
+        return {
+            "boxes": localization.regression_targets(
+                boxes, labels, windows, geometry.window, settings.min_overlap
+            )
+        }
+
+    return _box_task(
+        config, train_data, validation_data, build, size, settings, targets
+    )
+
+
+def detection_parts(config: ExperimentConfig) -> _Task:
+    """The detector (section 4.4): the network with a background class and a
+    box regressor, trained on many windows of each image at once.
+
+    Images are rescaled, flipped and cropped as for localization
+    (`detect.scale_range`, `detect.image_size`); every cell of the crop's
+    coarse map gets a label by `detection.cell_labels` (object class,
+    background or ignored) and, where it holds enough of a box, a box
+    target. The loss counts the positive cells and `negatives_per_image`
+    background cells per image, hard or random (`detection.DetectionLoss`).
+    With `detect.backbone` the network starts from that classifier
+    (`with_background`); otherwise from scratch.
+    """
+    settings = config.detect
+    train_data = _load(config, config.data.train_split)
+    validation_data = _load(config, config.data.validation_split)
+    names = tuple(train_data.class_names)
+    backbone = None
+    if settings.backbone is not None:
+        backbone = of.load_model(settings.backbone)
+        if tuple(backbone.class_names or ()) != names:
+            raise ValueError(
+                f"The backbone {settings.backbone} was trained on the classes "
+                f"{backbone.class_names}, but {config.data.source} has {names}."
+            )
+    geometry = (config.model if backbone is None else backbone).spec.geometry
+    size = settings.image_size or geometry.input_size(5, "coarse")
+    windows = geometry.cell_windows(size, size, "coarse")
+    train_cfg = config.train
+
+    def build(steps_per_epoch, strategy):
+        if backbone is not None:
+            model = of.with_background(backbone)
+        else:
+            model = build_model(config, (*names, "background"), regressor="single")
+        model.compile(
+            optimizer=recipe.make_optimizer(train_cfg, steps_per_epoch),
+            loss={
+                "class_logits": detection.DetectionLoss(
+                    settings.negatives_per_image, settings.mining, seed=config.seed
+                ),
+                "boxes": localization.box_regression_loss,
+            },
+            metrics={"boxes": [localization.BoxIoU()]},
+            jit_compile=train_cfg.jit_compile and _xla_can_run(strategy),
+        )
+        return model, model
+
+    def targets(boxes, labels):
+        return {
+            "class_logits": detection.cell_labels(
+                boxes,
+                labels,
+                windows,
+                len(names),
+                positive_overlap=settings.positive_overlap,
+                negative_overlap=settings.negative_overlap,
+                min_fill=settings.min_fill,
+            ),
+            "boxes": localization.regression_targets(
+                boxes, labels, windows, geometry.window, settings.positive_overlap
+            ),
+        }
+
+    return _box_task(
+        config, train_data, validation_data, build, size, settings, targets
+    )
+
+
+def _box_task(config, train_data, validation_data, build, size, settings, targets):
+    """A task trained on square crops with boxes: `targets(boxes, labels)`
+    gives one image's targets, a dict by output name."""
+    train_cfg = config.train
+
     def batches(dataset, batch_size, seed):
         crops = pipelines.detection_train(
             dataset,
@@ -301,16 +387,15 @@ def localization_parts(config: ExperimentConfig) -> _Task:
             shuffle_buffer=config.data.shuffle_buffer,
             seed=seed,
         )
+        example = targets(tf.zeros([0, 4]), tf.zeros([0], tf.int32))
+        signature = {name: tf.TensorSpec(None, t.dtype) for name, t in example.items()}
 
         def with_targets(images, objects):
-            targets = tf.map_fn(
-                lambda o: localization.regression_targets(
-                    o[0], o[1], windows, geometry.window, settings.min_overlap
-                ),
+            return images, tf.map_fn(
+                lambda o: targets(*o),
                 (objects["boxes"], objects["labels"]),
-                fn_output_signature=tf.float32,
+                fn_output_signature=signature,
             )
-            return images, {"boxes": targets}
 
         return crops.map(with_targets, num_parallel_calls=tf.data.AUTOTUNE)
 
@@ -329,7 +414,11 @@ def localization_parts(config: ExperimentConfig) -> _Task:
     )
 
 
-_TASKS = {"classify": classification_parts, "localize": localization_parts}
+_TASKS = {
+    "classify": classification_parts,
+    "localize": localization_parts,
+    "detect": detection_parts,
+}
 
 
 def _check_frozen_unchanged(model, frozen, checkpoint, config):
@@ -359,8 +448,9 @@ def _xla_can_run(strategy: tf.distribute.Strategy) -> bool:
     return not any("CPU" in device for device in strategy.extended.worker_devices)
 
 
-def build_model(config: ExperimentConfig, class_names) -> of.OverFeat:
-    """The config's network for `class_names`, in its mixed-precision policy."""
+def build_model(config: ExperimentConfig, class_names, **kwargs) -> of.OverFeat:
+    """The config's network for `class_names`, in its mixed-precision policy
+    (keyword arguments go to `OverFeat`, e.g. `regressor`)."""
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(config.train.mixed_precision)
     try:
@@ -370,6 +460,7 @@ def build_model(config: ExperimentConfig, class_names) -> of.OverFeat:
             width=config.model.width,
             initializer=config.model.initializer,
             dropout=config.model.dropout,
+            **kwargs,
         )
     finally:
         keras.mixed_precision.set_global_policy(previous)
