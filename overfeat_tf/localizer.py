@@ -85,6 +85,8 @@ class Localizer(Classifier):
                 f"max_predictions must be >= 1. Received: {max_predictions}"
             )
         self.top_k_classes = top_k_classes
+        # Classes whose boxes are sought (a detector's background is not one).
+        self.object_classes = classes
         self.merge_threshold = float(merge_threshold)
         self.max_predictions = max_predictions
         self.jit_compile = jit_compile
@@ -102,27 +104,39 @@ class Localizer(Classifier):
     @tf.function(input_signature=[_IMAGES])
     def localize_graph(self, images):
         """float32 pixels [B, H, W, C] -> predictions (scales, merge, rank)."""
+        return self._named(self._merged(images))
+
+    def _merged(self, images, min_window_score=0.0, min_score=None):
+        """Every scale's candidate boxes, merged per image and ranked.
+
+        Windows scoring below `min_window_score` are left out before the
+        merge, and merged boxes scoring below `min_score` after it.
+        """
         candidates = [self._candidates(s) for s in self._dense_pass(_rgb(images))]
         boxes, scores, classes = (tf.concat(c, 1) for c in zip(*candidates))
         shape = tf.shape(images)
         limits = tf.cast(tf.stack([shape[2], shape[1]] * 2), tf.float32)
 
         def merge_one(inputs):
+            keep = inputs[1] >= min_window_score
             merged = greedy_merge(
-                *inputs, self.merge_threshold, jit_compile=self.jit_compile
+                *(tf.boolean_mask(x, keep) for x in inputs),
+                self.merge_threshold,
+                jit_compile=self.jit_compile,
             )
+            kept = tf.ones_like(merged["scores"], tf.bool)
+            if min_score is not None:
+                kept = merged["scores"] >= min_score
             return self._padded(
-                tf.clip_by_value(merged["boxes"], 0.0, limits),
-                merged["scores"],
-                merged["classes"],
+                tf.clip_by_value(tf.boolean_mask(merged["boxes"], kept), 0.0, limits),
+                tf.boolean_mask(merged["scores"], kept),
+                tf.boolean_mask(merged["classes"], kept),
             )
 
-        return self._named(
-            tf.map_fn(
-                merge_one,
-                (boxes, scores, classes),
-                fn_output_signature=self._padded_signature(),
-            )
+        return tf.map_fn(
+            merge_one,
+            (boxes, scores, classes),
+            fn_output_signature=self._padded_signature(),
         )
 
     @tf.function(input_signature=[_IMAGES])
@@ -160,7 +174,8 @@ class Localizer(Classifier):
         Returns (boxes [B, N, 4] in original pixels, scores [B, N],
         classes [B, N]), N = k x views x cells.
         """
-        probabilities = tf.nn.softmax(scaled.outputs["class_logits"])  # [VB, h, w, C]
+        probabilities = tf.nn.softmax(scaled.outputs["class_logits"])
+        probabilities = probabilities[..., : self.object_classes]  # [VB, h, w, C]
         codes = scaled.outputs["boxes"]
         h, w = tf.shape(codes)[1], tf.shape(codes)[2]
         windows = cell_windows(

@@ -141,12 +141,27 @@ def test_loss_and_iou_metric_by_hand(rng):
 # === The localizer graph ===
 
 
-def _reference(model, image, scales, flips, k, threshold, count):
-    """Per-scale dense maps, top-k classes, decoded boxes, NumPy merge."""
+def _reference(
+    model,
+    image,
+    scales,
+    flips,
+    k,
+    threshold,
+    count,
+    classes=None,
+    floor=0.0,
+    least=None,
+):
+    """Per-scale dense maps, top-k classes, decoded boxes, NumPy merge.
+
+    `classes` keeps the first classes' probabilities (a detector drops its
+    background); windows under `floor` and merged boxes under `least` go.
+    """
     geometry = model.geometry
     net = of.dense(model, "fine")
     height, width = image.shape[:2]
-    boxes, scores, classes = [], [], []
+    boxes, scores, labels = [], [], []
     for size in scales:
         x = _resized(image, size)
         sh, sw = x.shape[:2]
@@ -154,7 +169,7 @@ def _reference(model, image, scales, flips, k, threshold, count):
         probs, view_boxes = [], []
         for v, view in enumerate(views):
             out = net(_standardized(view)[None].astype(np.float32))
-            p = _softmax(np.asarray(out["class_logits"])[0])
+            p = _softmax(np.asarray(out["class_logits"])[0])[..., :classes]
             windows = geometry.cell_windows(sh, sw, "fine")
             b = windows + np.asarray(out["boxes"])[0] * geometry.window
             if v == 1:
@@ -172,18 +187,21 @@ def _reference(model, image, scales, flips, k, threshold, count):
         for c in np.argsort(-p.max(0), kind="stable")[:k]:
             boxes.append(b)
             scores.append(p[:, c])
-            classes.append(np.full(len(b), c))
+            labels.append(np.full(len(b), c))
+    scores, boxes = np.concatenate(scores), np.concatenate(boxes)
+    keep = scores >= floor
     merged = greedy_merge_reference(
-        np.concatenate(boxes).astype(np.float32),
-        np.concatenate(scores).astype(np.float32),
-        np.concatenate(classes),
+        boxes[keep].astype(np.float32),
+        scores[keep].astype(np.float32),
+        np.concatenate(labels)[keep],
         threshold,
     )
+    kept = merged[1] >= (least if least is not None else -np.inf)
     limits = [width, height, width, height]
     return (
-        np.clip(merged[0][:count], 0, limits),
-        merged[1][:count],
-        merged[2][:count],
+        np.clip(merged[0][kept][:count], 0, limits),
+        merged[1][kept][:count],
+        merged[2][kept][:count],
     )
 
 

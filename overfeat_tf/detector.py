@@ -1,0 +1,102 @@
+"""Multi-scale detection (section 4.4) as one `tf.function` graph.
+
+`Detector` runs a detector (a network trained with a background class and
+a box regressor, `overfeat train --task detect`) like the localizer, but
+for every object class instead of the top k: each window's box counts for
+each class it scores at least `min_window_score` for (background excluded),
+boxes merge per class (`merge.greedy_merge`), and merged boxes whose
+summed score reaches `score_threshold` are the detections, best first, up
+to `max_detections`.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import tensorflow as tf
+
+from overfeat_tf.inference import _IMAGES
+from overfeat_tf.localizer import Localizer
+from overfeat_tf.models import OverFeat
+
+BACKGROUND = "background"
+
+
+class Detector(Localizer):
+    """A detector: images -> every object found, as boxes, classes, confidences.
+
+    `detector(images)` takes what `Classifier` takes and returns a dict in
+    the Keras / KerasCV convention, padded to `max_detections`: `boxes`
+    float32 [B, M, 4] (x1, y1, x2, y2 in the input image's pixels),
+    `classes` int32 [B, M] (-1 for padding), `confidence` float32 [B, M]
+    (the summed class probabilities of the windows merged into each box; 0
+    for padding) and `num_detections` int32 [B]; plus `class_names` when the
+    model has names.
+
+    Args:
+        model: an `OverFeat` whose last class is `"background"` and which
+            has a box regressor (`with_background`, trained with
+            `overfeat train --task detect`).
+        scales, stride, flips, smallest_side, merge_threshold, jit_compile:
+            as for `Localizer`.
+        min_window_score: a window's box enters the merge for each class it
+            gives at least this probability (default 0.1).
+        score_threshold: merged boxes scoring less are dropped (default 0.5).
+        max_detections: M (default 100).
+    """
+
+    def __init__(
+        self,
+        model: OverFeat,
+        *,
+        scales: Sequence[int] | None = None,
+        stride: str = "fine",
+        flips: bool = True,
+        merge_threshold: float = 0.6,
+        min_window_score: float = 0.1,
+        score_threshold: float = 0.5,
+        max_detections: int = 100,
+        smallest_side: int = 256,
+        jit_compile: bool = True,
+    ):
+        names = getattr(model, "class_names", None) or ()
+        if not names or names[-1] != BACKGROUND or model.num_classes < 2:
+            raise ValueError(
+                "Detector needs a model trained with a background class (its last "
+                f"class named {BACKGROUND!r}; `overfeat train --task detect`). "
+                f"Received: class_names={names!r}"
+            )
+        super().__init__(
+            model,
+            scales=scales,
+            stride=stride,
+            flips=flips,
+            top_k_classes=model.num_classes - 1,
+            merge_threshold=merge_threshold,
+            max_predictions=max_detections,
+            smallest_side=smallest_side,
+            jit_compile=jit_compile,
+        )
+        self.object_classes = model.num_classes - 1
+        self.min_window_score = float(min_window_score)
+        self.score_threshold = float(score_threshold)
+
+    def __call__(self, images):
+        """Multi-scale detection; see the class docstring."""
+        return self._run(self.detect_graph, images)
+
+    @tf.function(input_signature=[_IMAGES])
+    def detect_graph(self, images):
+        """float32 pixels [B, H, W, C] -> detections (Keras box convention)."""
+        merged = self._named(
+            self._merged(images, self.min_window_score, self.score_threshold)
+        )
+        outputs = {
+            "boxes": merged["boxes"],
+            "classes": merged["classes"],
+            "confidence": merged["scores"],
+            "num_detections": merged["num_predictions"],
+        }
+        if "class_names" in merged:
+            outputs["class_names"] = merged["class_names"]
+        return outputs
