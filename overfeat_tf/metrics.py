@@ -114,22 +114,16 @@ def voc_ap(
     per_class = {}
     for c in _classes_with_truth(ground_truth):
         scores, matched, count = [], [], 0
-        for (boxes, det_scores, classes), (truth, labels) in zip(
-            detections, ground_truth
-        ):
-            mine = np.asarray(classes) == c
-            gt = np.asarray(truth, np.float64).reshape(-1, 4)[np.asarray(labels) == c]
-            count += len(gt)
-            order = np.argsort(-np.asarray(det_scores)[mine], kind="stable")
-            overlaps = iou(np.asarray(boxes).reshape(-1, 4)[mine][order], gt)
-            taken = np.zeros(len(gt), bool)
+        for image_scores, overlaps in _class_in_images(detections, ground_truth, c):
+            count += overlaps.shape[1]
+            taken = np.zeros(overlaps.shape[1], bool)
             for row in overlaps:
-                best = int(np.argmax(row)) if len(gt) else -1
+                best = int(np.argmax(row)) if len(row) else -1
                 hit = best >= 0 and row[best] >= iou_threshold and not taken[best]
                 if hit:
                     taken[best] = True
                 matched.append(hit)
-            scores += list(np.asarray(det_scores)[mine][order])
+            scores += list(image_scores)
         order = np.argsort(-np.asarray(scores), kind="stable")
         hits = np.asarray(matched, bool)[order]
         true_positives = np.cumsum(hits)
@@ -169,16 +163,11 @@ def coco_metrics(
     precision = np.zeros((len(COCO_IOUS), len(classes), len(COCO_RECALLS)))
     for k, c in enumerate(classes):
         scores, matched, count = [], [], 0
-        for (boxes, det_scores, det_classes), (truth, labels) in zip(
-            detections, ground_truth
+        for image_scores, overlaps in _class_in_images(
+            detections, ground_truth, c, max_detections
         ):
-            mine = np.asarray(det_classes) == c
-            gt = np.asarray(truth, np.float64).reshape(-1, 4)[np.asarray(labels) == c]
-            count += len(gt)
-            det_scores = np.asarray(det_scores)[mine]
-            order = np.argsort(-det_scores, kind="stable")[:max_detections]
-            overlaps = iou(np.asarray(boxes).reshape(-1, 4)[mine][order], gt)
-            scores.append(det_scores[order])
+            count += overlaps.shape[1]
+            scores.append(image_scores)
             matched.append(_coco_matches(overlaps))
         scores = np.concatenate(scores)
         order = np.argsort(-scores, kind="mergesort")
@@ -199,6 +188,17 @@ def coco_metrics(
         "AP50": float(precision[0].mean()),
         "AP75": float(precision[5].mean()),
     }
+
+
+def _class_in_images(detections, ground_truth, c, limit=None):
+    """Per image, class `c`'s detection scores, best first (the first `limit`),
+    and their IoUs [D, G] with the image's ground-truth boxes of class `c`."""
+    for (boxes, scores, classes), (truth, labels) in zip(detections, ground_truth):
+        mine = np.asarray(classes) == c
+        scores = np.asarray(scores)[mine]
+        order = np.argsort(-scores, kind="stable")[:limit]
+        truth = np.asarray(truth, np.float64).reshape(-1, 4)[np.asarray(labels) == c]
+        yield scores[order], iou(np.asarray(boxes).reshape(-1, 4)[mine][order], truth)
 
 
 def _coco_matches(overlaps: np.ndarray) -> np.ndarray:
