@@ -40,7 +40,7 @@ EXAMPLES = """examples:
   overfeat predict --task localize --model runs/shapes_fast_localize --draw out/ a.jpg
 """
 
-TASKS = ("classify", "localize")
+TASKS = ("classify", "localize", "detect")
 
 
 def _image_size(text: str) -> tuple[int, int]:
@@ -280,6 +280,7 @@ def _scales(args, geometry):
 
 
 def _evaluate(args) -> str:
+    import dataclasses
     import json
 
     from overfeat_tf import evaluation
@@ -296,7 +297,21 @@ def _evaluate(args) -> str:
     split = args.split or config.data.test_split
     load = dict(data_dir=config.data.data_dir, on_bad=config.data.on_bad)
     flips = not args.no_flips
-    if task == "localize":
+    if task == "detect":
+        data = readers.load_detection(config.data.source, split, **load)
+        settings = config.detect
+        results = evaluation.evaluate_detection(
+            model,
+            data.dataset,
+            evaluation.detection_protocols(model, args.scales, flips),
+            limit=args.limit,
+            merge_threshold=settings.merge_threshold,
+            min_window_score=settings.min_window_score,
+            score_threshold=settings.score_threshold,
+            max_detections=settings.max_detections,
+        )
+        table = evaluation.format_detection_table(results)
+    elif task == "localize":
         _require_regressor(model, args)
         data = readers.load_detection(config.data.source, split, **load)
         results = evaluation.evaluate_localization(
@@ -308,6 +323,7 @@ def _evaluate(args) -> str:
             top_k_classes=config.localize.top_k_classes,
             merge_threshold=config.localize.merge_threshold,
         )
+        table = evaluation.format_table(results, "localization error")
     else:
         data = readers.load_classification(config.data.source, split, **load)
         results = evaluation.evaluate_classification(
@@ -317,37 +333,23 @@ def _evaluate(args) -> str:
             limit=args.limit,
             smallest_side=config.data.smallest_side,
         )
-    table = evaluation.format_table(
-        results, "localization error" if task == "localize" else "error"
-    )
+        table = evaluation.format_table(results)
+    where = f"{config.data.source}:{split}"
     if args.output:
         rows = [
-            {
-                "configuration": r.protocol.name,
-                "top1_error": r.top1_error,
-                "top5_error": r.top5_error,
-                "images_per_second": r.images_per_second,
-                "num_images": r.num_images,
-            }
-            for r in results
+            {"configuration": r.protocol.name, **dataclasses.asdict(r)} for r in results
         ]
+        for row in rows:
+            del row["protocol"]
         with open(args.output, "w") as f:
-            json.dump(
-                {
-                    "task": task,
-                    "data": f"{config.data.source}:{split}",
-                    "results": rows,
-                },
-                f,
-                indent=2,
-            )
-    return f"{config.data.source}:{split}, {results[0].num_images} images\n{table}"
+            json.dump({"task": task, "data": where, "results": rows}, f, indent=2)
+    return f"{where}, {results[0].num_images} images\n{table}"
 
 
 def _require_regressor(model, args):
     if model.regressor is None:
         raise ValueError(
-            f"--task localize needs a model with a box regressor; "
+            f"--task {args.task or 'localize'} needs a model with a box regressor; "
             f"{args.model or 'the config run folder'} has none (train one: "
             "overfeat train --task localize --config shapes_fast_localize)"
         )
@@ -369,8 +371,8 @@ def _predict(args) -> str:
         flips=not args.no_flips,
     )
     names = model.class_names or [str(i) for i in range(model.num_classes)]
-    if task == "localize":
-        return _predict_boxes(args, config, model, files, options, names)
+    if task in ("localize", "detect"):
+        return _predict_boxes(args, config, model, files, options, names, task)
 
     from overfeat_tf.inference import Classifier
 
@@ -389,53 +391,83 @@ def _predict(args) -> str:
     return "\n".join(lines)
 
 
-def _predict_boxes(args, config, model, files, options, names) -> str:
+def _predict_boxes(args, config, model, files, options, names, task) -> str:
+    """Boxes of `files`: localize writes {image: [[class_id, score, x1, y1,
+    x2, y2], ...]}, detect writes COCO results ([{image_id, category_id,
+    bbox: [x, y, w, h], score}]); both can draw PNGs."""
     import json
 
     from overfeat_tf.data.files import read_image
-    from overfeat_tf.localizer import Localizer
     from overfeat_tf.visualize import draw_boxes, save_png
 
     _require_regressor(model, args)
-    settings = config.localize if config else None
-    localizer = Localizer(
-        model,
-        max_predictions=args.top_k,
-        **(
-            dict(
-                top_k_classes=min(settings.top_k_classes, model.num_classes),
-                merge_threshold=settings.merge_threshold,
-            )
-            if settings
-            else {}
-        ),
-        **options,
-    )
+    if task == "detect":
+        from overfeat_tf.detector import Detector
+
+        settings = config.detect if config else None
+        keys = ("merge_threshold", "min_window_score", "score_threshold")
+        predictor = Detector(
+            model,
+            max_detections=settings.max_detections if settings else 100,
+            **({key: getattr(settings, key) for key in keys} if settings else {}),
+            **options,
+        )
+        count_key, score_key = "num_detections", "confidence"
+    else:
+        from overfeat_tf.localizer import Localizer
+
+        settings = config.localize if config else None
+        predictor = Localizer(
+            model,
+            max_predictions=args.top_k,
+            **(
+                dict(
+                    top_k_classes=min(settings.top_k_classes, model.num_classes),
+                    merge_threshold=settings.merge_threshold,
+                )
+                if settings
+                else {}
+            ),
+            **options,
+        )
+        count_key, score_key = "num_predictions", "scores"
     if args.draw:
         os.makedirs(args.draw, exist_ok=True)
-    predictions, lines = {}, []
+    predictions, results, lines = {}, [], []
     for path in files:
         image = read_image(path)
-        out = localizer(image)
-        count = int(out["num_predictions"])
+        out = predictor(image)
+        count = int(out[count_key])
         classes = out["classes"].numpy()[:count].tolist()
-        scores = out["scores"].numpy()[:count].tolist()
+        scores = out[score_key].numpy()[:count].tolist()
         boxes = out["boxes"].numpy()[:count].astype(float).round(1).tolist()
         predictions[path] = [[c, s, *b] for c, s, b in zip(classes, scores, boxes)]
-        lines.append(path)
+        stem = os.path.splitext(os.path.basename(path))[0]
+        results += [
+            {
+                "image_id": int(stem) if stem.isdigit() else path,
+                "category_id": c,
+                "category_name": names[c],
+                "bbox": [b[0], b[1], round(b[2] - b[0], 1), round(b[3] - b[1], 1)],
+                "score": s,
+            }
+            for c, s, b in zip(classes, scores, boxes)
+        ]
+        lines.append(
+            f"{path} ({count} {'detections' if task == 'detect' else 'boxes'})"
+        )
         lines += [
             f"  {s:8.2f}  {names[c]} ({c})  box {b}"
             for c, s, b in zip(classes, scores, boxes)
         ]
         if args.draw:
             captions = [f"{names[c]} {s:.1f}" for c, s in zip(classes, scores)]
-            stem = os.path.splitext(os.path.basename(path))[0]
             save_png(
                 draw_boxes(image, boxes, captions),
                 os.path.join(args.draw, stem + ".png"),
             )
     with open(args.output, "w") as f:
-        json.dump(predictions, f, indent=2)
+        json.dump(results if task == "detect" else predictions, f, indent=2)
     drawn = f", PNGs in {args.draw}" if args.draw else ""
     lines.append(f"wrote {args.output} ({len(files)} images){drawn}")
     return "\n".join(lines)

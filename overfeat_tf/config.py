@@ -319,6 +319,12 @@ class DetectConfig:
         scale_range: random shorter-side factors of the images before the
             crop, [low, high] with 1 <= low <= high. Default (1.0, 1.5).
         max_boxes: objects kept per training image (>= 1). Default 20.
+        merge_threshold: the greedy merge's threshold (`Detector`). Default 0.6.
+        min_window_score: a window's box enters the merge for each class it
+            scores at least this for (`Detector`). Default 0.1.
+        score_threshold: merged boxes scoring less are dropped (`Detector`).
+            Default 0.5.
+        max_detections: detections kept per image (>= 1). Default 100.
     """
 
     backbone: str | None = None
@@ -330,6 +336,10 @@ class DetectConfig:
     image_size: int | None = None
     scale_range: tuple[float, ...] = (1.0, 1.5)
     max_boxes: int = 20
+    merge_threshold: float = 0.6
+    min_window_score: float = 0.1
+    score_threshold: float = 0.5
+    max_detections: int = 100
 
     def __post_init__(self):
         _check_choices(self)
@@ -338,7 +348,8 @@ class DetectConfig:
         _require(self, "positive_overlap", 0 < self.positive_overlap <= 1, "in (0, 1]")
         _require(self, "min_fill", 0 <= self.min_fill <= 1, "in [0, 1]")
         _require(self, "negatives_per_image", self.negatives_per_image >= 0, ">= 0")
-        _require(self, "max_boxes", self.max_boxes >= 1, ">= 1")
+        for name in ("max_boxes", "max_detections"):
+            _require(self, name, getattr(self, name) >= 1, ">= 1")
         _check_scale_range(self)
 
 

@@ -22,9 +22,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from overfeat_tf.detector import Detector
 from overfeat_tf.inference import Classifier, paper_scales
 from overfeat_tf.localizer import Localizer
-from overfeat_tf.metrics import localization_error, top_k_error
+from overfeat_tf.metrics import coco_metrics, localization_error, top_k_error, voc_ap
 from overfeat_tf.models import OverFeat
 
 
@@ -42,14 +43,15 @@ class Protocol:
             center crop) or `"ten"` (4 corners + center, and flips); window
             views ignore `scales`, `stride` and `flips`. Localization also
             has `"whole"`: the center crop's classes, each with the whole
-            image as its box (the baseline a regressor must beat).
+            image as its box (the baseline a regressor must beat); detection
+            `"random"`: random boxes, classes and scores.
     """
 
     name: str
     scales: tuple[int, ...] = ()
     stride: str = "fine"
     flips: bool = True
-    views: Literal["dense", "center", "ten", "whole"] = "dense"
+    views: Literal["dense", "center", "ten", "whole", "random"] = "dense"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -275,5 +277,155 @@ def format_table(results: Sequence[Result], metric: str = "error") -> str:
         lines.append(
             f"| {r.protocol.name} | {r.top1_error:.2f} | {r.top5_error:.2f} "
             f"| {r.images_per_second:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+@dataclasses.dataclass(frozen=True)
+class DetectionResult:
+    """A detection protocol's figures: APs in [0, 1], speed in images/s.
+
+    `false_positives_per_empty_image` is the mean number of detections on
+    the images without objects (NaN when there are none).
+    """
+
+    protocol: Protocol
+    voc_ap50: float
+    coco_ap: float
+    coco_ap50: float
+    coco_ap75: float
+    false_positives_per_empty_image: float
+    images_per_second: float
+    num_images: int
+
+
+def detection_protocols(
+    model: OverFeat, scales: Sequence[int] = (1, 2, 4, 6), flips: bool = True
+) -> list[Protocol]:
+    """A detector that draws random boxes (the floor any detector must
+    beat), then the first n of Table 5's scales, fine stride, for each n."""
+    return [
+        Protocol("random boxes", views="random"),
+        *localization_protocols(model, scales, flips)[2:],
+    ]
+
+
+def evaluate_detection(
+    model: OverFeat,
+    dataset: tf.data.Dataset,
+    protocols: Sequence[Protocol],
+    *,
+    limit: int | None = None,
+    merge_threshold: float = 0.6,
+    min_window_score: float = 0.1,
+    score_threshold: float = 0.5,
+    max_detections: int = 100,
+    verbose: bool = True,
+) -> list[DetectionResult]:
+    """VOC AP50, COCO AP@[.5:.95] / AP50 / AP75, false positives per empty
+    image and images/s of each protocol.
+
+    Args:
+        model: a detector (`Detector`'s requirements).
+        dataset: unbatched `{"image", "boxes", "labels"}` elements, as
+            `readers.load_detection` gives.
+        protocols: the rows (`detection_protocols`).
+        limit: evaluate only the first `limit` images.
+        merge_threshold, min_window_score, score_threshold, max_detections:
+            as for `Detector`.
+        verbose: show a progress bar per protocol.
+
+    Raises:
+        ValueError: for an empty data set, a data set without objects, or a
+            label outside the detector's object classes.
+    """
+    if limit is not None:
+        dataset = dataset.take(limit)
+    examples = [(e["image"], e["boxes"].numpy(), e["labels"].numpy()) for e in dataset]
+    if not examples:
+        raise ValueError("The evaluation data set has no images.")
+    classes = model.num_classes - 1
+    labels = np.concatenate([labels for _, _, labels in examples])
+    bad = labels[labels >= classes]
+    if bad.size:
+        raise ValueError(
+            f"Labels must be in [0, {classes}) (the detector's object classes, "
+            f"{model.class_names[:-1]}). Received label {int(bad[0])}."
+        )
+    truth = [(boxes, labels) for _, boxes, labels in examples]
+    images = [image for image, _, _ in examples]
+    empty = [i for i, (_, labels) in enumerate(truth) if not (labels >= 0).any()]
+    results = []
+    for protocol in protocols:
+        if protocol.views == "random":
+            run = _random_detector(classes, max_detections)
+        else:
+            run = Detector(
+                model,
+                scales=protocol.scales,
+                stride=protocol.stride,
+                flips=protocol.flips,
+                merge_threshold=merge_threshold,
+                min_window_score=min_window_score,
+                score_threshold=score_threshold,
+                max_detections=max_detections,
+            )
+        outputs, speed = _timed(run, images, protocol, verbose)
+        found = []
+        for out in outputs:
+            n = int(out["num_detections"])
+            found.append(
+                tuple(
+                    np.asarray(out[key])[:n]
+                    for key in ("boxes", "confidence", "classes")
+                )
+            )
+        coco = coco_metrics(found, truth, max_detections)
+        fp = [len(found[i][1]) for i in empty]
+        results.append(
+            DetectionResult(
+                protocol,
+                voc_ap(found, truth)[0],
+                coco["AP"],
+                coco["AP50"],
+                coco["AP75"],
+                float(np.mean(fp)) if fp else float("nan"),
+                speed,
+                len(examples),
+            )
+        )
+    return results
+
+
+def _random_detector(classes: int, count: int, seed: int = 0):
+    """Detections of `count` random boxes, classes and scores per image."""
+    rng = np.random.default_rng(seed)
+
+    def run(image):
+        height, width = np.shape(image)[:2]
+        corners = rng.uniform(0, 1, (count, 2, 2)) * [width, height]
+        boxes = np.concatenate([corners.min(1), corners.max(1)], 1)
+        return {
+            "boxes": boxes,
+            "confidence": rng.random(count),
+            "classes": rng.integers(0, classes, count),
+            "num_detections": count,
+        }
+
+    return run
+
+
+def format_detection_table(results: Sequence[DetectionResult]) -> str:
+    """The detection results as a markdown table (APs in %)."""
+    lines = [
+        "| configuration | VOC AP50 | COCO AP | AP50 | AP75 | FP per empty image "
+        "| images/s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.protocol.name} | {100 * r.voc_ap50:.2f} | {100 * r.coco_ap:.2f} "
+            f"| {100 * r.coco_ap50:.2f} | {100 * r.coco_ap75:.2f} "
+            f"| {r.false_positives_per_empty_image:.2f} | {r.images_per_second:.1f} |"
         )
     return "\n".join(lines)

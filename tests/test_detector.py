@@ -1,12 +1,23 @@
 """The detector graph against an independent composition, and bad input."""
 
+import json
+
 import numpy as np
 import pytest
+import tensorflow as tf
 from helpers import TINY
+from PIL import Image
 from test_localization import NAMES, _reference, _with_random_boxes
 
 import overfeat_tf as of
+from overfeat_tf import cli
 from overfeat_tf.detector import Detector
+from overfeat_tf.evaluation import (
+    detection_protocols,
+    evaluate_detection,
+    format_detection_table,
+)
+from overfeat_tf.metrics import coco_metrics, voc_ap
 
 
 @pytest.fixture(scope="module")
@@ -55,3 +66,108 @@ def test_detector_needs_a_background_class():
     classifier = of.with_regressor(of.overfeat_fast(6, width=TINY, class_names=NAMES))
     with pytest.raises(ValueError, match="background class"):
         Detector(classifier)
+
+
+def _scenes(rng, count=3):
+    """Detection elements: images with 0-2 boxes of the 6 classes."""
+    scenes = []
+    for i in range(count):
+        n = i % 3
+        xy = rng.uniform(0, 100, (n, 2))
+        boxes = np.concatenate([xy, xy + rng.uniform(60, 140, (n, 2))], 1)
+        scenes.append(
+            {
+                "image": rng.integers(0, 256, (240, 270, 3)).astype(np.uint8),
+                "boxes": boxes.astype(np.float32),
+                "labels": rng.integers(0, len(NAMES), n).astype(np.int32),
+            }
+        )
+    return scenes
+
+
+def _dataset(scenes):
+    return tf.data.Dataset.from_generator(
+        lambda: iter(scenes),
+        output_signature={
+            "image": tf.TensorSpec([None, None, 3], tf.uint8),
+            "boxes": tf.TensorSpec([None, 4], tf.float32),
+            "labels": tf.TensorSpec([None], tf.int32),
+        },
+    )
+
+
+def test_evaluation_equals_the_metrics_of_the_detector_outputs(detector_model, rng):
+    scenes = _scenes(rng)
+    protocols = detection_protocols(detector_model, scales=(1,), flips=False)
+    assert [p.name for p in protocols][0] == "random boxes"
+    options = dict(min_window_score=0.1, score_threshold=0.3, max_detections=30)
+    results = evaluate_detection(
+        detector_model, _dataset(scenes), protocols, verbose=False, **options
+    )
+    detector = Detector(detector_model, scales=(256,), flips=False, **options)
+    found = []
+    for scene in scenes:
+        out = detector(scene["image"])
+        n = int(out["num_detections"])
+        found.append(
+            tuple(out[k].numpy()[:n] for k in ("boxes", "confidence", "classes"))
+        )
+    truth = [(s["boxes"], s["labels"]) for s in scenes]
+    dense = results[1]
+    assert dense.coco_ap == pytest.approx(coco_metrics(found, truth, 30)["AP"])
+    assert dense.voc_ap50 == pytest.approx(voc_ap(found, truth)[0])
+    assert dense.false_positives_per_empty_image == len(found[0][1])  # image 0 is empty
+    for r in results:
+        assert 0 <= r.coco_ap <= r.coco_ap50 <= 1 and r.num_images == 3
+    assert "| random boxes |" in format_detection_table(results)
+
+
+def test_evaluation_bad_data(detector_model, rng):
+    scenes = _scenes(rng)
+    protocols = detection_protocols(detector_model, scales=(1,), flips=False)[:1]
+    outside = [dict(s, labels=np.full_like(s["labels"], 6)) for s in scenes]
+    with pytest.raises(ValueError, match=r"Labels must be in \[0, 6\)"):
+        evaluate_detection(detector_model, _dataset(outside), protocols, verbose=False)
+    empty = [
+        dict(s, boxes=np.zeros((0, 4), np.float32), labels=np.zeros(0, np.int32))
+        for s in scenes
+    ]
+    with pytest.raises(ValueError, match="no objects"):
+        evaluate_detection(detector_model, _dataset(empty), protocols, verbose=False)
+
+
+def test_thousands_of_objects_are_evaluated(detector_model, rng):
+    """An image with 3,000 objects: every box counts, nothing breaks."""
+    xy = rng.uniform(0, 200, (3000, 2))
+    crowded = {
+        "image": rng.integers(0, 256, (240, 270, 3)).astype(np.uint8),
+        "boxes": np.concatenate([xy, xy + 20], 1).astype(np.float32),
+        "labels": rng.integers(0, len(NAMES), 3000).astype(np.int32),
+    }
+    protocols = detection_protocols(detector_model, scales=(1,), flips=False)
+    (random, dense) = evaluate_detection(
+        detector_model, _dataset([crowded]), protocols, verbose=False
+    )
+    assert 0 <= dense.coco_ap < 0.05 and np.isnan(dense.false_positives_per_empty_image)
+
+
+def test_cli_predict_detect_writes_coco_results(detector_model, tmp_path, rng, capsys):
+    detector_model.save(tmp_path / "detector.keras")
+    pixels = rng.integers(0, 256, (240, 280, 3), np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "17.png")
+    output = tmp_path / "results.json"
+    args = ["predict", "--task", "detect", "--model", str(tmp_path / "detector.keras")]
+    args += [str(tmp_path / "17.png"), "--scales", "1", "--output", str(output)]
+    assert cli.main([*args, "--draw", str(tmp_path / "drawn")]) == 0
+    results = json.loads(output.read_text())
+    want = Detector(detector_model, scales=(256,))(pixels)
+    n = int(want["num_detections"])
+    assert len(results) == n and all(r["image_id"] == 17 for r in results)
+    assert [r["category_id"] for r in results] == want["classes"].numpy()[:n].tolist()
+    boxes = want["boxes"].numpy()[:n]
+    xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], 1)
+    np.testing.assert_allclose([r["bbox"] for r in results], xywh, atol=0.11)
+    np.testing.assert_allclose(
+        [r["score"] for r in results], want["confidence"][:n], rtol=1e-4
+    )
+    assert (tmp_path / "drawn" / "17.png").is_file()
