@@ -193,7 +193,9 @@ class TrainConfig:
             (default) for once per epoch only.
         histogram_freq: TensorBoard weight histograms every this many epochs;
             0 for none. Default 1.
-        image_summaries: training images written to TensorBoard; 0 for none.
+        image_summaries: validation images written to TensorBoard every
+            epoch (classification: captioned with the prediction;
+            detection: predicted and true boxes drawn); 0 for none.
             Default 8.
         jit_compile: compile the train step with XLA. Default True.
     """

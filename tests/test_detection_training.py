@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from helpers import TINY
 
 import overfeat_tf as of
@@ -118,10 +119,16 @@ def test_detection_training_runs_from_a_classifier(detection_data_dir, tmp_path)
         "train.epochs=1",
         "train.steps_per_epoch=2",
         "train.validation_steps=1",
+        "train.image_summaries=2",
     ]
     history = train(load_config("tiny", overrides)).history
     assert np.isfinite(history["class_logits_loss"]).all()
     assert np.isfinite(history["boxes_loss"]).all()
+    tags = set()
+    for event_file in (tmp_path / "run" / "tensorboard").rglob("events.out.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(event_file)):
+            tags.update(value.tag for value in event.summary.value)
+    assert {"detections/0", "detections/1", "epoch_class_logits_loss"} <= tags
     detector = of.load_model(tmp_path / "run")
     assert detector.num_classes == 11 and detector.class_names[-1] == "background"
     conv1 = detector.get_layer("conv1").get_weights()[0]

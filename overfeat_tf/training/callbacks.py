@@ -11,6 +11,7 @@ import tensorflow as tf
 from PIL import Image, ImageDraw
 
 from overfeat_tf.data import pipelines
+from overfeat_tf.visualize import draw_boxes
 
 logger = logging.getLogger(__name__)
 
@@ -134,3 +135,58 @@ def _captioned(image, class_names, probs, label):
     text = f"{class_names[top]} {probs[top]:.2f} (true: {class_names[label]})"
     ImageDraw.Draw(canvas).text((2, 1), text, fill=colour)
     return np.asarray(canvas)
+
+
+class DetectionImages(keras.callbacks.Callback):
+    """Writes a few validation images with predicted and true boxes.
+
+    After every epoch the model being trained runs as a `Detector` at one
+    scale (the images' own size, no flips) on each image; its boxes are
+    drawn in red with class and confidence, the ground truth in green.
+
+    Args:
+        examples: a few `{"image", "boxes", "labels"}` elements (uint8
+            images of any size, boxes xyxy pixels, labels -1 = padding).
+        class_names: names of the object classes.
+        log_dir: the TensorBoard folder (a `validation_images` run is added).
+        size: the pictures' shorter side, in pixels (>= the window).
+    """
+
+    def __init__(self, examples, class_names, log_dir, size=256):
+        super().__init__()
+        self.examples = list(examples)
+        self.class_names = class_names
+        self.size = size
+        self.writer = tf.summary.create_file_writer(f"{log_dir}/validation_images")
+
+    def on_epoch_end(self, epoch, logs=None):
+        from overfeat_tf.detector import Detector
+
+        detector = Detector(self.model, scales=(self.size,), flips=False)
+        pictures = []
+        for example in self.examples:
+            image = np.asarray(example["image"])
+            out = detector(image)
+            n = int(out["num_detections"])
+            truth = np.asarray(example["labels"]) >= 0
+            pictures.append(
+                draw_boxes(
+                    image,
+                    out["boxes"].numpy()[:n],
+                    [
+                        f"{self.class_names[c]} {s:.1f}"
+                        for c, s in zip(
+                            out["classes"].numpy()[:n], out["confidence"][:n]
+                        )
+                    ],
+                    truth=np.asarray(example["boxes"])[truth],
+                    truth_captions=[
+                        self.class_names[c]
+                        for c in np.asarray(example["labels"])[truth]
+                    ],
+                )
+            )
+        with self.writer.as_default():
+            for i, picture in enumerate(pictures):
+                tf.summary.image(f"detections/{i}", picture[None], step=epoch)
+        self.writer.flush()

@@ -173,6 +173,16 @@ def prepare(config: ExperimentConfig) -> Run:
                 images, labels, train_data.class_names, log_dir
             )
         )
+    if train_cfg.image_summaries and config.task == "detect":
+        examples = parts.validation_data.dataset.take(train_cfg.image_summaries)
+        run_callbacks.append(
+            callback_lib.DetectionImages(
+                list(examples.as_numpy_iterator()),
+                train_data.class_names,
+                log_dir,
+                size=config.data.smallest_side,
+            )
+        )
     return Run(
         config=config,
         model=model,
