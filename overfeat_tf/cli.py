@@ -8,8 +8,8 @@ Subcommands:
         interrupted when run again with the same output folder).
     evaluate: the paper's Table 2 protocols, or the localization ablation
         (`--task localize`), on a data set split.
-    predict: the top-5 classes, or boxes, of image files, printed and
-        written as JSON (and, for boxes, drawn into PNGs).
+    predict: the top-5 classes, or boxes (localize, detect), of image
+        files, printed and written as JSON (and, for boxes, drawn into PNGs).
 
 Example:
     overfeat describe --network accurate --image-size 461x569 --stride fine
@@ -38,6 +38,8 @@ EXAMPLES = """examples:
   overfeat train --task localize --config shapes_fast_localize
   overfeat evaluate --task localize --config shapes_fast_localize
   overfeat predict --task localize --model runs/shapes_fast_localize --draw out/ a.jpg
+  overfeat train --config shapes_fast_detect detect.mining=random
+  overfeat evaluate --task detect --config shapes_fast_detect --scales 1,2
 """
 
 TASKS = ("classify", "localize", "detect")
@@ -115,8 +117,8 @@ def _add_model_flags(parser):
     parser.add_argument(
         "--task",
         choices=TASKS,
-        help="classify, or localize (needs a model with a box regressor); "
-        "default: the config's task, else classify",
+        help="classify, localize (needs a model with a box regressor) or "
+        "detect (a detector); default: the config's task, else classify",
     )
 
 
@@ -171,8 +173,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--task",
         choices=TASKS,
-        help="classify (the network) or localize (a box regressor on the "
-        "classifier of localize.backbone); default: the config's task",
+        help="classify (the network), localize (a box regressor on the "
+        "classifier of localize.backbone) or detect (a detector, from "
+        "detect.backbone if set); default: the config's task",
     )
     train.add_argument(
         "--strategy",
@@ -192,7 +195,9 @@ def _parser() -> argparse.ArgumentParser:
             "(1 scale coarse, 1 scale fine, several scales fine, 6 scales fine, "
             "10 views) on the config's data, and print the table. With --task "
             "localize: top-1/top-5 ILSVRC localization error of the whole-image "
-            "box, the center crop, and 1, 2, 4 and 6 scales (--scales)."
+            "box, the center crop, and 1, 2, 4 and 6 scales (--scales). With "
+            "--task detect: VOC AP50, COCO AP/AP50/AP75 and false positives per "
+            "empty image of random boxes and of 1, 2, 4 and 6 scales."
         ),
         **_HELP_FORMAT,
     )
@@ -225,8 +230,9 @@ def _parser() -> argparse.ArgumentParser:
             "Table 5 scales, fine stride, flips) and print each image's top "
             "classes. JSON output: {image: [[class_id, name, probability], ...]}. "
             "With --task localize: the merged boxes, JSON {image: [[class_id, "
-            "score, x1, y1, x2, y2], ...]} in image pixels, and with --draw DIR "
-            "a PNG per image with the boxes drawn."
+            "score, x1, y1, x2, y2], ...]} in image pixels; with --task detect: "
+            "COCO results JSON [{image_id, category_id, bbox: [x, y, w, h], "
+            "score}]; with --draw DIR a PNG per image with the boxes drawn."
         ),
         **_HELP_FORMAT,
     )
