@@ -159,10 +159,14 @@ class DetectionImages(keras.callbacks.Callback):
         self.size = size
         self.writer = tf.summary.create_file_writer(f"{log_dir}/validation_images")
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_train_begin(self, logs=None):
         from overfeat_tf.detector import Detector
 
-        detector = Detector(self.model, scales=(self.size,), flips=False)
+        # Shares the model's weights: traced once, it sees every update.
+        self.detector = Detector(self.model, scales=(self.size,), flips=False)
+
+    def on_epoch_end(self, epoch, logs=None):
+        detector = self.detector
         pictures = []
         for example in self.examples:
             image = np.asarray(example["image"])
