@@ -77,9 +77,13 @@ class Detector(Localizer):
             smallest_side=smallest_side,
             jit_compile=jit_compile,
         )
-        self.object_classes = model.num_classes - 1
         self.min_window_score = float(min_window_score)
         self.score_threshold = float(score_threshold)
+
+    @property
+    def object_classes(self) -> int:
+        """Every class but the background (the last)."""
+        return self.model.num_classes - 1
 
     def __call__(self, images):
         """Multi-scale detection; see the class docstring."""

@@ -60,13 +60,7 @@ class Localizer(Classifier):
         smallest_side: int = 256,
         jit_compile: bool = True,
     ):
-        if getattr(model, "regressor", None) is None and isinstance(model, OverFeat):
-            raise ValueError(
-                f"{model.name} has no box regressor: train one with "
-                "`overfeat train --task localize`, or add one with "
-                "`overfeat_tf.with_regressor`."
-            )
-        super().__init__(
+        super().__init__(  # checks that `model` is an OverFeat
             model,
             scales=scales,
             stride=stride,
@@ -74,7 +68,13 @@ class Localizer(Classifier):
             top_k=min(5, getattr(model, "num_classes", 5)),
             smallest_side=smallest_side,
         )
-        classes = model.num_classes
+        if model.regressor is None:
+            raise ValueError(
+                f"{model.name} has no box regressor: train one with "
+                "`overfeat train --task localize`, or add one with "
+                "`overfeat_tf.with_regressor`."
+            )
+        classes = self.object_classes
         if not 1 <= top_k_classes <= classes:
             raise ValueError(
                 f"top_k_classes must be in [1, {classes}] (the number of "
@@ -85,11 +85,14 @@ class Localizer(Classifier):
                 f"max_predictions must be >= 1. Received: {max_predictions}"
             )
         self.top_k_classes = top_k_classes
-        # Classes whose boxes are sought (a detector's background is not one).
-        self.object_classes = classes
         self.merge_threshold = float(merge_threshold)
         self.max_predictions = max_predictions
         self.jit_compile = jit_compile
+
+    @property
+    def object_classes(self) -> int:
+        """Classes whose boxes are sought (the first ones of the model)."""
+        return self.model.num_classes
 
     def __call__(self, images):
         """Multi-scale localization; see the class docstring."""
