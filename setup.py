@@ -38,10 +38,16 @@ setup(
         "importlib_resources",
     ],
     extras_require={
-        # jax: the models are also checked on the JAX backend; pycocotools:
-        # the COCO metrics are checked against it.
-        "test": ["pytest>=8", "jax>=0.4.36", "pycocotools>=2.0.7"],
-        "dev": ["pytest>=8", "jax>=0.4.36", "pycocotools>=2.0.7", "ruff>=0.6"],
+        # jax: the models are also checked on the JAX backend; pycocotools
+        # and keras-cv: the COCO metrics are checked against both.
+        "test": ["pytest>=8", "jax>=0.4.36", "pycocotools>=2.0.7", "keras-cv==0.9.0"],
+        "dev": [
+            "pytest>=8",
+            "jax>=0.4.36",
+            "pycocotools>=2.0.7",
+            "keras-cv==0.9.0",
+            "ruff>=0.6",
+        ],
     },
     entry_points={"console_scripts": ["overfeat = overfeat_tf.cli:main"]},
     classifiers=[

@@ -318,8 +318,11 @@ class DetectConfig:
             `"random"`.
         image_size: side of the square training crops (>= the window); None
             (default) for the window plus four coarse strides (a 5 x 5 map).
-        scale_range: random shorter-side factors of the images before the
-            crop, [low, high] with 1 <= low <= high. Default (1.0, 1.5).
+        scale_range: images are resized so that their shorter side is a
+            random factor in [low, high] times `data.smallest_side` (the
+            scale of the first test scale and of the classifier's training),
+            then cropped or padded to `image_size`; 0 < low <= high.
+            Default (1.0, 1.5).
         max_boxes: objects kept per training image (>= 1). Default 20.
         merge_threshold: the greedy merge's threshold (`Detector`). Default 0.6.
         min_window_score: a window's box enters the merge for each class it
@@ -352,16 +355,18 @@ class DetectConfig:
         _require(self, "negatives_per_image", self.negatives_per_image >= 0, ">= 0")
         for name in ("max_boxes", "max_detections"):
             _require(self, name, getattr(self, name) >= 1, ">= 1")
-        _check_scale_range(self)
+        _check_scale_range(self, lowest=0.0)
 
 
-def _check_scale_range(config) -> None:
+def _check_scale_range(config, lowest: float = 1.0) -> None:
+    """[low, high] with lowest <= low <= high (and 0 < low)."""
     low, high = (config.scale_range + (0.0, 0.0))[:2]
+    bound = "0 <" if lowest == 0 else f"{lowest:g} <="
     _require(
         config,
         "scale_range",
-        len(config.scale_range) == 2 and 1 <= low <= high,
-        "two factors [low, high] with 1 <= low <= high",
+        len(config.scale_range) == 2 and lowest <= low <= high and low > 0,
+        f"two factors [low, high] with {bound} low <= high",
     )
 
 

@@ -507,14 +507,15 @@ def with_regressor(
     return localizer
 
 
-def with_background(model: OverFeat) -> OverFeat:
+def with_background(model: OverFeat, *, dropout: float | None = None) -> OverFeat:
     """A detector to train from a classifier (section 4.4): the same network
     with one more class, `"background"` (the last), and a box regressor.
 
     Every layer of `model` is copied (not shared: the class layer grows);
     the background row of the class layer starts at zero, so the detector
     starts out scoring the classes as `model` does. A regressor of `model`
-    is copied too; otherwise a single-class one is added.
+    is copied too; otherwise a single-class one is added. `dropout` sets
+    the detector's dropout rate (default: the classifier's).
     """
     if not isinstance(model, OverFeat):
         raise TypeError(
@@ -529,6 +530,8 @@ def with_background(model: OverFeat) -> OverFeat:
         regressor=model.regressor or "single",
         name=f"{model.name}_detector",
     )
+    if dropout is not None:
+        config.update(dropout=dropout)
     detector = OverFeat(**config)
     detector.build((None, None, None, 3))
     for layer in detector.layers:

@@ -172,6 +172,7 @@ def test_config_to_dict_is_plain():
             "detect.negative_overlap=0.7",
             "negative_overlap must be in [0, positive_overlap]",
         ),
+        ("detect.scale_range=[0, 1]", "two factors [low, high] with 0 < low <= high"),
         ("detect.mining=bootstrap", "mining must be one of ['hard', 'random']"),
         ("detect.negatives_per_image=-1", "negatives_per_image must be >= 0"),
         ("detect.image_size=100", "detect.image_size must be >= the window"),

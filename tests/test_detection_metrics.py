@@ -140,3 +140,47 @@ def test_bad_detection_input():
         coco_metrics([(np.zeros((0, 4)), [], [])], [(np.array([[5, 0, 1, 1]]), [0])])
     with pytest.raises(ValueError, match="one detection list per ground-truth image"):
         coco_metrics([], [])
+
+
+def _dense(per_image, width):
+    """Per-image rows -> one batch padded with -1, the KerasCV convention."""
+    out = np.full((len(per_image), width, *np.shape(per_image[0])[1:]), -1.0)
+    for i, rows in enumerate(per_image):
+        out[i, : len(rows)] = rows
+    return out.astype(np.float32)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_coco_metrics_agree_with_keras_cv(seed):
+    import keras_cv  # imported here: it is slow to import and only this test needs it
+
+    rng = np.random.default_rng(seed)
+    truth = _scene(rng)
+    # KerasCV evaluates only the images that have detections (it sets
+    # COCOeval's imgIds from them), so here every image has one at least.
+    detections = [
+        (b, s, c) if len(b) else (np.array([[0.0, 0, 50, 50]]), [0.5], [0])
+        for b, s, c in _perturbed(rng, truth)
+    ]
+    width = max(len(b) for b, _ in truth + [(d[0], None) for d in detections])
+    metric = keras_cv.metrics.BoxCOCOMetrics(
+        bounding_box_format="xyxy", evaluate_freq=1
+    )
+    metric.update_state(
+        {
+            "boxes": _dense([b.reshape(-1, 4) for b, _ in truth], width),
+            "classes": _dense([labels for _, labels in truth], width),
+        },
+        {
+            "boxes": _dense([b.reshape(-1, 4) for b, _, _ in detections], width),
+            "classes": _dense([c for _, _, c in detections], width),
+            "confidence": _dense([s for _, s, _ in detections], width),
+        },
+    )
+    theirs = {k: float(v) for k, v in metric.result(force=True).items()}
+    ours = coco_metrics(detections, truth)
+    np.testing.assert_allclose(
+        [ours["AP"], ours["AP50"], ours["AP75"]],
+        [theirs["MaP"], theirs["MaP@[IoU=50]"], theirs["MaP@[IoU=75]"]],
+        atol=0.005,
+    )

@@ -23,7 +23,7 @@ def _labels_by_hand(boxes, labels, windows, num_classes, pos, neg, fill):
     for i in range(windows.shape[0]):
         for j in range(windows.shape[1]):
             wx1, wy1, wx2, wy2 = windows[i, j]
-            best, best_held, most = None, -1.0, 0.0
+            best, best_filled, most = None, -1.0, 0.0
             for box, label in zip(boxes, labels):
                 if label < 0:
                     continue
@@ -32,8 +32,8 @@ def _labels_by_hand(boxes, labels, windows, num_classes, pos, neg, fill):
                 held = iw * ih / ((box[2] - box[0]) * (box[3] - box[1]))
                 filled = iw * ih / ((wx2 - wx1) * (wy2 - wy1))
                 most = max(most, held)
-                if held >= pos and filled >= fill and held > best_held:
-                    best, best_held = label, held
+                if held >= pos and filled >= fill and filled > best_filled:
+                    best, best_filled = label, filled
             if best is not None:
                 out[i, j] = best
             elif most < neg:
@@ -104,6 +104,12 @@ def test_a_detector_starts_from_the_classifier(rng):
     got = detector(images)["class_logits"].numpy()
     np.testing.assert_allclose(got[..., :6], want, rtol=1e-5, atol=1e-6)
     assert (got[..., 6] == 0).all()  # the background row starts at zero
+    # A detector with its own dropout: same weights, so same inference.
+    dropped = of.with_background(classifier, dropout=0.3)
+    assert dropped.dropout == 0.3 and detector.dropout == classifier.dropout
+    np.testing.assert_allclose(
+        dropped(images)["class_logits"].numpy(), got, rtol=1e-5, atol=1e-6
+    )
 
 
 def test_detection_training_runs_from_a_classifier(detection_data_dir, tmp_path):

@@ -122,6 +122,49 @@ def test_evaluation_equals_the_metrics_of_the_detector_outputs(detector_model, r
     assert "| random boxes |" in format_detection_table(results)
 
 
+def test_detector_outputs_plug_into_keras_cv_metrics(detector_model, rng):
+    import keras_cv  # imported here: it is slow to import and only this test needs it
+
+    scenes = _scenes(rng, count=4)
+    for scene in scenes:  # objects in every image, some in the detector's reach
+        scene["boxes"] = np.concatenate([scene["boxes"], [[20, 20, 200, 220]]])
+        scene["labels"] = np.append(scene["labels"], 1).astype(np.int32)
+    detector = Detector(
+        detector_model,
+        scales=(256,),
+        flips=False,
+        score_threshold=0.0,
+        max_detections=30,
+    )
+    out = detector(np.stack([s["image"] for s in scenes]))
+    # KerasCV skips images without detections; none here.
+    assert (out["num_detections"].numpy() > 0).all()
+    width = max(len(s["labels"]) for s in scenes)
+    truth = {
+        "boxes": np.zeros((len(scenes), width, 4), np.float32),
+        "classes": np.full((len(scenes), width), -1.0, np.float32),
+    }
+    for i, s in enumerate(scenes):
+        truth["boxes"][i, : len(s["labels"])] = s["boxes"]
+        truth["classes"][i, : len(s["labels"])] = s["labels"]
+    metric = keras_cv.metrics.BoxCOCOMetrics(
+        bounding_box_format="xyxy", evaluate_freq=1
+    )
+    metric.update_state(truth, {k: out[k] for k in ("boxes", "classes", "confidence")})
+    theirs = metric.result(force=True)
+    found = [
+        tuple(out[k].numpy()[i, :n] for k in ("boxes", "confidence", "classes"))
+        for i, n in enumerate(out["num_detections"].numpy())
+    ]
+    ours = coco_metrics(found, [(s["boxes"], s["labels"]) for s in scenes], 30)
+    assert ours["AP50"] > 0
+    np.testing.assert_allclose(
+        [ours["AP"], ours["AP50"], ours["AP75"]],
+        [float(theirs[k]) for k in ("MaP", "MaP@[IoU=50]", "MaP@[IoU=75]")],
+        atol=0.005,
+    )
+
+
 def test_evaluation_bad_data(detector_model, rng):
     scenes = _scenes(rng)
     protocols = detection_protocols(detector_model, scales=(1,), flips=False)[:1]

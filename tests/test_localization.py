@@ -87,16 +87,21 @@ def test_in_graph_cell_windows_equal_the_geometry():
         np.testing.assert_array_equal(got, want)
 
 
-def test_a_cell_learns_the_box_it_holds_most_of_and_ignores_padding():
+def test_a_cell_learns_the_box_filling_most_of_it_and_ignores_padding():
     geometry = of.FAST.geometry
     windows = geometry.cell_windows(295, 295, "coarse")  # 3 x 3 cells
-    boxes = np.array([[0, 0, 100, 100], [200, 200, 290, 290], [0, 0, 295, 295]])
+    # Whole in several windows: a small box (1), a larger one (4); padding.
+    boxes = np.array([[70, 70, 120, 120], [130, 130, 230, 220], [0, 0, 295, 295]])
     targets = regression_targets(boxes, [1, 4, -1], windows, geometry.window).numpy()
     cover = np.stack([_coverage(windows, b) for b in boxes[:2]], -1)
     learn = cover.max(-1) >= 0.5
     np.testing.assert_array_equal(targets[..., 4] == 1, learn)
-    want_class = np.array([1, 4])[cover.argmax(-1)]
+    area = (boxes[:2, 2] - boxes[:2, 0]) * (boxes[:2, 3] - boxes[:2, 1])
+    filled = np.where(cover >= 0.5, cover * area, -1)  # the area inside each window
+    want_class = np.array([1, 4])[filled.argmax(-1)]
     np.testing.assert_array_equal(targets[..., 5][learn], want_class[learn])
+    both = (cover >= 0.5).all(-1)
+    assert both.any() and (targets[..., 5][both] == 4).all()  # the larger wins
     empty = regression_targets(np.zeros([0, 4]), np.zeros([0], int), windows, 231)
     assert float(tf.reduce_sum(empty)) == 0.0
     with pytest.raises(ValueError, match="min_overlap"):

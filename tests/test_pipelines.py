@@ -92,7 +92,11 @@ def object_scene(rng, height, width):
     return image, np.array(boxes, np.float32), np.arange(len(COLOURS), dtype=np.int32)
 
 
-def test_detection_augmentation_keeps_boxes_on_their_objects():
+@pytest.mark.parametrize(
+    "scale_range, base_side",
+    [((1.0, 1.6), None), ((0.4, 0.7), 260)],  # the second pads: images < crop
+)
+def test_detection_augmentation_keeps_boxes_on_their_objects(scale_range, base_side):
     rng = np.random.default_rng(1)
     scenes = [object_scene(rng, 260, 330) for _ in range(6)]
     ds = tf.data.Dataset.from_generator(
@@ -108,9 +112,20 @@ def test_detection_augmentation_keeps_boxes_on_their_objects():
         },
     )
     batches = pipelines.detection_train(
-        ds, 200, batch_size=6, max_boxes=8, scale_range=(1.0, 1.6), seed=5
+        ds,
+        200,
+        batch_size=6,
+        max_boxes=8,
+        scale_range=scale_range,
+        base_side=base_side,
+        seed=5,
     )
     images, targets = next(iter(batches))
+    # Shorter sides 104-182 px on a 200 px crop: whole rows or columns of
+    # each crop are the canvas, of the mean colour (zero once normalized).
+    canvas = np.all(images.numpy() == 0, axis=-1)
+    padded = canvas.all(axis=1).any(axis=1) | canvas.all(axis=2).any(axis=1)
+    assert padded.all() if base_side else not canvas.any()
     checked = 0
     for image, boxes, labels in zip(
         unnormalize(images), targets["boxes"], targets["labels"]
@@ -160,7 +175,8 @@ def test_bad_arguments():
         pipelines.classification_train(ds, 221, batch_size=0)
     with pytest.raises(ValueError, match="use batch_size=1"):
         pipelines.classification_eval(ds, None, batch_size=8)
-    with pytest.raises(ValueError, match="scale_range"):
-        pipelines.detection_train(
-            ds, 200, batch_size=2, max_boxes=4, scale_range=(0.5, 1.0)
-        )
+    for bad in [(1.2, 1.0), (0.0, 1.0)]:
+        with pytest.raises(ValueError, match="scale_range"):
+            pipelines.detection_train(
+                ds, 200, batch_size=2, max_boxes=4, scale_range=bad
+            )

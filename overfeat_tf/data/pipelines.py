@@ -196,6 +196,7 @@ def detection_train(
     batch_size: int,
     max_boxes: int,
     scale_range: tuple[float, float] = (1.0, 1.5),
+    base_side: int | None = None,
     min_box_size: float = 4.0,
     shuffle_buffer: int = 512,
     seed: int = 0,
@@ -203,21 +204,24 @@ def detection_train(
     """Box-aware random rescaling, flips and square crops, boxes padded.
 
     Each image is resized so that its smaller side is a random factor in
-    `scale_range` times `image_size`, flipped at random, and cropped at
-    random to `image_size` x `image_size`; boxes follow, are clipped to
-    the crop, and those left thinner than `min_box_size` pixels are
-    dropped (label -1).
+    `scale_range` times `base_side` (default `image_size`), flipped at
+    random, and cropped at random to `image_size` x `image_size`; boxes
+    follow, are clipped to the crop, and those left thinner than
+    `min_box_size` pixels are dropped (label -1). An image smaller than the
+    crop is first placed at a random offset on a canvas of the mean colour
+    (zero once normalized), so that objects can be trained at the scale
+    the network sees them at test time in crops of many windows.
 
     Returns:
         Batches (images float32 [B, S, S, 3], {"boxes": float32 [B, K, 4]
         xyxy pixels, "labels": int32 [B, K], -1 = padding}), forever.
     """
     low, high = scale_range
-    if not 1.0 <= low <= high:
+    if not 0 < low <= high:
         raise ValueError(
-            "scale_range must satisfy 1 <= low <= high (the crop must fit). "
-            f"Received: scale_range={scale_range}"
+            f"scale_range must satisfy 0 < low <= high. Received: {scale_range}"
         )
+    base_side = image_size if base_side is None else base_side
     _check_sizes(image_size, image_size, 1, batch_size)
     flip = keras.layers.RandomFlip(
         "horizontal", bounding_box_format=box_ops.FORMAT, seed=seed
@@ -225,7 +229,7 @@ def detection_train(
 
     def augment(example, seed_pair):
         scale = tf.random.stateless_uniform([], seed_pair, low, high)
-        size = tf.cast(tf.round(scale * image_size), tf.int32)
+        size = tf.cast(tf.round(scale * base_side), tf.int32)
         image, boxes = resize_with_boxes(
             tf.cast(example["image"], tf.float32), example["boxes"], size
         )
@@ -234,8 +238,14 @@ def detection_train(
             "bounding_boxes": {"boxes": boxes, "labels": example["labels"]},
         }
         data = flip(data, training=True)
+        image, boxes = normalize(data["images"]), data["bounding_boxes"]["boxes"]
+        image, boxes = _pad_to_fit(
+            image,
+            boxes,
+            image_size,
+            tf.random.experimental.stateless_fold_in(seed_pair, 3),
+        )
         # A random square crop (keras's RandomCrop needs static sizes).
-        image, boxes = data["images"], data["bounding_boxes"]["boxes"]
         shape = tf.shape(image)
         top = tf.random.stateless_uniform(
             [],
@@ -265,12 +275,29 @@ def detection_train(
         )
         boxes, labels = box_ops.pad(boxes, labels, max_boxes)
         image = tf.ensure_shape(image, [image_size, image_size, 3])
-        return normalize(image), {"boxes": boxes, "labels": labels}
+        return image, {"boxes": boxes, "labels": labels}
 
     ds = _with_seeds(_shuffled_forever(ds, shuffle_buffer, seed), seed)
     ds = ds.map(augment, num_parallel_calls=AUTOTUNE)
     ds = ds.batch(batch_size, drop_remainder=True)
     return _deterministic(ds.prefetch(AUTOTUNE))
+
+
+def _pad_to_fit(image, boxes, size, seed_pair):
+    """Zero-pad [h, w, 3] at a random offset to at least `size` x `size`."""
+    shape = tf.shape(image)
+    room = tf.maximum(size - shape[:2], 0)
+    top, left = tf.unstack(
+        tf.cast(
+            tf.random.stateless_uniform([2], seed_pair) * tf.cast(room + 1, tf.float32),
+            tf.int32,
+        )
+    )
+    image = tf.image.pad_to_bounding_box(
+        image, top, left, shape[0] + room[0], shape[1] + room[1]
+    )
+    shift = tf.cast(tf.stack([left, top, left, top]), boxes.dtype)
+    return image, boxes + shift
 
 
 def detection_eval(

@@ -9,7 +9,8 @@ window the box covers:
 - positive for class c: the window holds >= `positive_overlap` of a box of
   class c and that box fills >= `min_fill` of the window (a window that
   barely shows a small object is not asked to name it); if several boxes
-  qualify, the one it holds most of;
+  qualify, the one filling most of the window
+  (`localization.assign_boxes`, which also picks the box it learns);
 - background: the window holds < `negative_overlap` of every box;
 - ignored: anything between.
 
@@ -28,7 +29,7 @@ from typing import Literal
 import keras
 import tensorflow as tf
 
-from overfeat_tf import boxes as box_ops
+from overfeat_tf.training.localization import assign_boxes
 
 IGNORE = -1
 
@@ -59,15 +60,9 @@ def cell_labels(
         )
     boxes = tf.concat([tf.cast(boxes, tf.float32), tf.zeros([1, 4])], 0)
     labels = tf.concat([tf.cast(labels, tf.int32), [IGNORE]], 0)
-    windows = tf.cast(windows, tf.float32)[:, :, None, :]
-    real = labels[None, None] >= 0
-    held = tf.where(real, box_ops.coverage(windows, boxes[None, None]), 0.0)
-    fill = tf.math.divide_no_nan(
-        box_ops.intersection(windows, boxes[None, None]), box_ops.area(windows)
+    best, positive, held = assign_boxes(
+        boxes, labels, windows, positive_overlap, min_fill
     )
-    candidate = real & (held >= positive_overlap) & (fill >= min_fill)
-    best = tf.argmax(tf.where(candidate, held, -1.0), -1, output_type=tf.int32)
-    positive = tf.reduce_any(candidate, -1)
     background = tf.reduce_max(held, -1) < negative_overlap
     return tf.where(
         positive,

@@ -121,7 +121,7 @@ def prepare(config: ExperimentConfig) -> Run:
     train_cfg = config.train
     strategy = make_strategy(train_cfg.strategy)
     check_global_batch(train_cfg.batch_size, strategy)
-    parts = _TASKS[config.task](config)
+    parts = task_parts(config)
     train_data = parts.train_data
     steps_per_epoch = train_cfg.steps_per_epoch or (
         (train_data.num_examples or 0) // train_cfg.batch_size
@@ -317,14 +317,16 @@ def detection_parts(config: ExperimentConfig) -> _Task:
     """The detector (section 4.4): the network with a background class and a
     box regressor, trained on many windows of each image at once.
 
-    Images are rescaled, flipped and cropped as for localization
-    (`detect.scale_range`, `detect.image_size`); every cell of the crop's
-    coarse map gets a label by `detection.cell_labels` (object class,
-    background or ignored) and, where it holds enough of a box, a box
-    target. The loss counts the positive cells and `negatives_per_image`
-    background cells per image, hard or random (`detection.DetectionLoss`).
+    Images are rescaled, flipped and cropped as for localization, but by
+    factors of `data.smallest_side` (`detect.scale_range`), so that objects
+    keep the size the classifier learnt them at and the first test scales
+    show them at; every cell of the crop's coarse map gets a label by
+    `detection.cell_labels` (object class, background or ignored) and,
+    where it holds enough of a box, a box target. The loss counts the
+    positive cells and `negatives_per_image` background cells per image,
+    hard or random (`detection.DetectionLoss`).
     With `detect.backbone` the network starts from that classifier
-    (`with_background`); otherwise from scratch.
+    (`with_background`, with `model.dropout`); otherwise from scratch.
     """
     settings = config.detect
     train_data = _load(config, config.data.train_split)
@@ -345,7 +347,7 @@ def detection_parts(config: ExperimentConfig) -> _Task:
 
     def build(steps_per_epoch, strategy):
         if backbone is not None:
-            model = of.with_background(backbone)
+            model = of.with_background(backbone, dropout=config.model.dropout)
         else:
             model = build_model(config, (*names, "background"), regressor="single")
         model.compile(
@@ -378,13 +380,23 @@ def detection_parts(config: ExperimentConfig) -> _Task:
         }
 
     return _box_task(
-        config, train_data, validation_data, build, size, settings, targets
+        config,
+        train_data,
+        validation_data,
+        build,
+        size,
+        settings,
+        targets,
+        base_side=config.data.smallest_side,
     )
 
 
-def _box_task(config, train_data, validation_data, build, size, settings, targets):
+def _box_task(
+    config, train_data, validation_data, build, size, settings, targets, base_side=None
+):
     """A task trained on square crops with boxes: `targets(boxes, labels)`
-    gives one image's targets, a dict by output name."""
+    gives one image's targets, a dict by output name; `base_side` is the
+    side `settings.scale_range` multiplies (default the crop's)."""
     train_cfg = config.train
 
     def batches(dataset, batch_size, seed):
@@ -394,6 +406,7 @@ def _box_task(config, train_data, validation_data, build, size, settings, target
             batch_size=batch_size,
             max_boxes=settings.max_boxes,
             scale_range=tuple(settings.scale_range),
+            base_side=base_side,
             shuffle_buffer=config.data.shuffle_buffer,
             seed=seed,
         )
@@ -429,6 +442,11 @@ _TASKS = {
     "localize": localization_parts,
     "detect": detection_parts,
 }
+
+
+def task_parts(config: ExperimentConfig) -> _Task:
+    """The data and model builder of `config.task` (what `prepare` runs)."""
+    return _TASKS[config.task](config)
 
 
 def _check_frozen_unchanged(model, frozen, checkpoint, config):

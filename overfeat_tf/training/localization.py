@@ -4,8 +4,9 @@ The feature extractor is frozen and the regressor learns, at every cell of
 a training image's class map, the ground-truth box relative to that cell's
 window (`boxes.encode_windows`). A cell learns a box only where its window
 holds at least `min_overlap` of the box (the paper's 50 %); every other
-cell is ignored. Where several boxes qualify, a cell learns the one it
-covers most (the first on a tie).
+cell is ignored. Where several boxes qualify, a cell learns the one that
+fills most of its window (`assign_boxes`): a window often holds several
+whole objects, and "the most prominent one" is a label it can learn.
 
 Targets travel as one float32 tensor [B, h, w, 6] per batch: the 4 coded
 edges, a weight (1 = learn, 0 = ignore) and the box's class (for the
@@ -20,6 +21,34 @@ import tensorflow as tf
 from overfeat_tf import boxes as box_ops
 
 TARGET_CHANNELS = 6
+
+
+def assign_boxes(boxes, labels, windows, min_held: float, min_fill: float = 0.0):
+    """The box each window learns, shared by the regressor and the detector.
+
+    A box qualifies for a window when the window holds at least `min_held`
+    of the box and the box fills at least `min_fill` of the window; of the
+    qualifying boxes, the window takes the one filling most of it (the
+    first on a tie). Negative labels are padding and never qualify.
+
+    Args:
+        boxes: [K, 4] xyxy pixels; labels: [K]; windows: [h, w, 4].
+
+    Returns:
+        (index [h, w] int32 into the K boxes, qualified [h, w] bool, held
+        [h, w, K] the fraction of each box inside each window, 0 for
+        padding).
+    """
+    boxes = tf.cast(boxes, tf.float32)[None, None]
+    windows = tf.cast(windows, tf.float32)[:, :, None, :]
+    real = tf.cast(labels, tf.int32)[None, None] >= 0
+    held = tf.where(real, box_ops.coverage(windows, boxes), 0.0)
+    fill = tf.math.divide_no_nan(
+        box_ops.intersection(windows, boxes), box_ops.area(windows)
+    )
+    qualifies = real & (held >= min_held) & (fill >= min_fill)
+    index = tf.argmax(tf.where(qualifies, fill, -1.0), -1, output_type=tf.int32)
+    return index, tf.reduce_any(qualifies, -1), held
 
 
 def regression_targets(boxes, labels, windows, window: int, min_overlap: float = 0.5):
@@ -41,10 +70,7 @@ def regression_targets(boxes, labels, windows, window: int, min_overlap: float =
     boxes = tf.concat([tf.cast(boxes, tf.float32), tf.zeros([1, 4])], 0)
     labels = tf.concat([tf.cast(labels, tf.int32), [-1]], 0)
     windows = tf.cast(windows, tf.float32)
-    held = box_ops.coverage(windows[:, :, None, :], boxes[None, None])  # [h, w, K]
-    held = tf.where(labels[None, None] >= 0, held, -1.0)
-    best = tf.argmax(held, -1, output_type=tf.int32)
-    learn = tf.reduce_max(held, -1) >= min_overlap
+    best, learn, _ = assign_boxes(boxes, labels, windows, min_overlap)
     codes = box_ops.encode_windows(tf.gather(boxes, best), windows, window)
     codes = tf.where(learn[..., None], codes, 0.0)
     weights = tf.cast(learn, tf.float32)[..., None]
