@@ -345,13 +345,14 @@ def evaluate_detection(
     if not examples:
         raise ValueError("The evaluation data set has no images.")
     classes = model.num_classes - 1
-    labels = np.concatenate([labels for _, _, labels in examples])
-    bad = labels[labels >= classes]
-    if bad.size:
-        raise ValueError(
-            f"Labels must be in [0, {classes}) (the detector's object classes, "
-            f"{model.class_names[:-1]}). Received label {int(bad[0])}."
-        )
+    for index, (_, _, labels) in enumerate(examples):
+        bad = labels[labels >= classes]
+        if bad.size:
+            raise ValueError(
+                f"Labels must be in [0, {classes}) (the detector's object classes, "
+                f"{model.class_names[:-1]}). Received label {int(bad[0])} in "
+                f"image {index} of the data set."
+            )
     truth = [(boxes, labels) for _, boxes, labels in examples]
     images = [image for image, _, _ in examples]
     empty = [i for i, (_, labels) in enumerate(truth) if not (labels >= 0).any()]

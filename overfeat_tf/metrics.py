@@ -67,12 +67,7 @@ def localization_error(
     for index, ((classes, boxes), (labels, truth)) in enumerate(
         zip(predictions, ground_truth)
     ):
-        labels, truth = np.asarray(labels), np.asarray(truth, np.float64).reshape(-1, 4)
-        if np.any((truth[:, 2] < truth[:, 0]) | (truth[:, 3] < truth[:, 1])):
-            raise ValueError(
-                f"Ground truth of image {index} has a box with x2 < x1 or y2 < y1 "
-                f"(boxes are x1, y1, x2, y2). Received: {truth.tolist()}"
-            )
+        labels, truth = np.asarray(labels), _truth_boxes(truth, index)
         classes = np.asarray(classes)[:k]
         overlaps = iou(np.asarray(boxes)[:k], truth)  # [k, K]
         same_class = classes[:, None] == labels[None, :]
@@ -237,9 +232,15 @@ def _check_detection_lists(detections, ground_truth):
             f"Received: {len(detections)} detection lists, {len(ground_truth)} images"
         )
     for index, (truth, _) in enumerate(ground_truth):
-        truth = np.asarray(truth, np.float64).reshape(-1, 4)
-        if np.any((truth[:, 2] < truth[:, 0]) | (truth[:, 3] < truth[:, 1])):
-            raise ValueError(
-                f"Ground truth of image {index} has a box with x2 < x1 or y2 < y1 "
-                f"(boxes are x1, y1, x2, y2). Received: {truth.tolist()}"
-            )
+        _truth_boxes(truth, index)
+
+
+def _truth_boxes(truth, index: int) -> np.ndarray:
+    """Image `index`'s ground-truth boxes [K, 4] float64, checked."""
+    truth = np.asarray(truth, np.float64).reshape(-1, 4)
+    if np.any((truth[:, 2] < truth[:, 0]) | (truth[:, 3] < truth[:, 1])):
+        raise ValueError(
+            f"Ground truth of image {index} has a box with x2 < x1 or y2 < y1 "
+            f"(boxes are x1, y1, x2, y2). Received: {truth.tolist()}"
+        )
+    return truth
