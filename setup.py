@@ -39,13 +39,22 @@ setup(
     ],
     extras_require={
         # jax: the models are also checked on the JAX backend; pycocotools
-        # and keras-cv: the COCO metrics are checked against both.
-        "test": ["pytest>=8", "jax>=0.4.36", "pycocotools>=2.0.7", "keras-cv==0.9.0"],
+        # and keras-cv: the COCO metrics are checked against both;
+        # tensorflow-serving-api: requests to the SavedModel are built with
+        # its PredictRequest proto.
+        "test": [
+            "pytest>=8",
+            "jax>=0.4.36",
+            "pycocotools>=2.0.7",
+            "keras-cv==0.9.0",
+            "tensorflow-serving-api>=2.20,<2.22",
+        ],
         "dev": [
             "pytest>=8",
             "jax>=0.4.36",
             "pycocotools>=2.0.7",
             "keras-cv==0.9.0",
+            "tensorflow-serving-api>=2.20,<2.22",
             "ruff>=0.6",
         ],
     },

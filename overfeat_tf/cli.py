@@ -10,6 +10,7 @@ Subcommands:
         (`--task localize`), on a data set split.
     predict: the top-5 classes, or boxes (localize, detect), of image
         files, printed and written as JSON (and, for boxes, drawn into PNGs).
+    export: a SavedModel for TF Serving, checked against the pipeline.
 
 Example:
     overfeat describe --network accurate --image-size 461x569 --stride fine
@@ -40,6 +41,7 @@ EXAMPLES = """examples:
   overfeat predict --task localize --model runs/shapes_fast_localize --draw out/ a.jpg
   overfeat train --config shapes_fast_detect detect.mining=random
   overfeat evaluate --task detect --config shapes_fast_detect --scales 1,2
+  overfeat export --model runs/shapes_fast_localize --model runs/shapes_fast_detect
 """
 
 TASKS = ("classify", "localize", "detect")
@@ -255,17 +257,69 @@ def _parser() -> argparse.ArgumentParser:
         default="predictions.json",
         help="JSON file to write (default: predictions.json)",
     )
+    export = commands.add_parser(
+        "export",
+        help="write a SavedModel for TF Serving, then check it against the pipeline",
+        description=(
+            "Export trained models as one SavedModel in TF Serving's layout "
+            "OUTPUT/NAME/VERSION/: a classifier serves classify, a model with a "
+            "box regressor classify and localize, a detector detect; each from "
+            "encoded image bytes (TASK) or uint8 images (TASK_images), with "
+            "serving_default the first model's task. Scales, flips and the "
+            "merge settings are the recipe's (--config) or the defaults. The "
+            "export is then loaded as TF Serving would and compared with the "
+            "in-process pipeline on built-in test scenes (--no-verify skips it)."
+        ),
+        **_HELP_FORMAT,
+    )
+    export.add_argument(
+        "--format",
+        choices=("saved_model",),
+        default="saved_model",
+        help="saved_model (TF Serving)",
+    )
+    export.add_argument(
+        "--model",
+        action="append",
+        help="a saved model (.keras) or run folder; repeat it for one model per "
+        "task (default: OUTPUT_DIR of --config)",
+    )
+    export.add_argument(
+        "--config", help="a YAML recipe path or bundled name: run folder and settings"
+    )
+    export.add_argument(
+        "--output", default="exports", help="base folder (default: exports)"
+    )
+    export.add_argument(
+        "--name",
+        default="overfeat",
+        help="model name, TF Serving's (default: overfeat)",
+    )
+    export.add_argument(
+        "--version",
+        type=_positive_int,
+        help="version folder (default: one more than the highest there)",
+    )
+    _add_scale_flags(export, "Table 5 scale numbers, e.g. 1,2 (default: all 6)")
+    export.add_argument("--no-flips", action="store_true", help="no mirrored images")
+    export.add_argument(
+        "--no-verify", action="store_true", help="skip the check after export"
+    )
+    export.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE", help="config overrides"
+    )
     return parser
 
 
-def _load_model(args, config):
-    """The model of --model, else the run folder of --config."""
+def _load_model(args, config, path=None):
+    """The model at `path`, else of --model, else the run folder of --config."""
     from overfeat_tf.models import load_model
 
-    if args.model is None and config is None:
+    path = path or args.model or (config.output_dir if config else None)
+    if path is None:
         raise ValueError("give --model PATH or --config NAME (its run folder)")
     try:
-        return load_model(args.model or config.output_dir)
+        return load_model(path)
     except FileNotFoundError as error:
         hint = (
             f"train it first: overfeat train --config {args.config}"
@@ -380,9 +434,7 @@ def _predict(args) -> str:
     if task in ("localize", "detect"):
         return _predict_boxes(args, config, model, files, options, names, task)
 
-    from overfeat_tf.inference import Classifier
-
-    classifier = Classifier(model, top_k=min(args.top_k, model.num_classes), **options)
+    classifier = _runner(model, task, config, options, args.top_k)
     predictions, lines = {}, []
     for path in files:
         out = classifier(read_image(path))
@@ -397,35 +449,27 @@ def _predict(args) -> str:
     return "\n".join(lines)
 
 
-def _predict_boxes(args, config, model, files, options, names, task) -> str:
-    """Boxes of `files`: localize writes {image: [[class_id, score, x1, y1,
-    x2, y2], ...]}, detect writes COCO results ([{image_id, category_id,
-    bbox: [x, y, w, h], score}]); both can draw PNGs."""
-    import json
-
-    from overfeat_tf.data.files import read_image
-    from overfeat_tf.visualize import draw_boxes, save_png
-
-    _require_regressor(model, args)
+def _runner(model, task, config, options, top_k=5):
+    """The Classifier, Localizer or Detector of `task` on `model`, with the
+    recipe's settings (`config.localize` / `config.detect`) when given."""
     if task == "detect":
         from overfeat_tf.detector import Detector
 
         settings = config.detect if config else None
         keys = ("merge_threshold", "min_window_score", "score_threshold")
-        predictor = Detector(
+        return Detector(
             model,
             max_detections=settings.max_detections if settings else 100,
             **({key: getattr(settings, key) for key in keys} if settings else {}),
             **options,
         )
-        count_key, score_key = "num_detections", "confidence"
-    else:
+    if task == "localize":
         from overfeat_tf.localizer import Localizer
 
         settings = config.localize if config else None
-        predictor = Localizer(
+        return Localizer(
             model,
-            max_predictions=args.top_k,
+            max_predictions=top_k,
             **(
                 dict(
                     top_k_classes=min(settings.top_k_classes, model.num_classes),
@@ -436,6 +480,25 @@ def _predict_boxes(args, config, model, files, options, names, task) -> str:
             ),
             **options,
         )
+    from overfeat_tf.inference import Classifier
+
+    return Classifier(model, top_k=min(top_k, model.num_classes), **options)
+
+
+def _predict_boxes(args, config, model, files, options, names, task) -> str:
+    """Boxes of `files`: localize writes {image: [[class_id, score, x1, y1,
+    x2, y2], ...]}, detect writes COCO results ([{image_id, category_id,
+    bbox: [x, y, w, h], score}]); both can draw PNGs."""
+    import json
+
+    from overfeat_tf.data.files import read_image
+    from overfeat_tf.visualize import draw_boxes, save_png
+
+    _require_regressor(model, args)
+    predictor = _runner(model, task, config, options, args.top_k)
+    if task == "detect":
+        count_key, score_key = "num_detections", "confidence"
+    else:
         count_key, score_key = "num_predictions", "scores"
     if args.draw:
         os.makedirs(args.draw, exist_ok=True)
@@ -563,6 +626,33 @@ def _describe(args) -> str:
     return "\n".join(lines)
 
 
+def _export(args) -> str:
+    from overfeat_tf.config import load_config
+    from overfeat_tf.export import saved_model
+
+    config = load_config(args.config, args.overrides) if args.config else None
+    if args.overrides and config is None:
+        raise ValueError("KEY=VALUE overrides need --config")
+    runners = []
+    for path in args.model or [None]:
+        model = _load_model(args, config, path)
+        options = dict(scales=_scales(args, model.geometry), flips=not args.no_flips)
+        runners.append(_runner(model, saved_model.task_of(model), config, options))
+    path = saved_model.export_saved_model(
+        runners, args.output, model_name=args.name, version=args.version
+    )
+    tasks = [task for runner in runners for task in saved_model.tasks_of(runner)]
+    lines = [
+        f"wrote {path}: signatures {', '.join(tasks)} (+ _images), serving_default"
+    ]
+    if not args.no_verify:
+        rows = saved_model.verify_saved_model(
+            path, runners, saved_model.sample_images()
+        )
+        lines += ["", saved_model.format_agreement(rows)]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -571,6 +661,7 @@ def main(argv: list[str] | None = None) -> int:
         "train": _train,
         "evaluate": _evaluate,
         "predict": _predict,
+        "export": _export,
     }[args.command]
     try:
         print(command(args))
@@ -578,6 +669,7 @@ def main(argv: list[str] | None = None) -> int:
         ValueError,
         TypeError,
         FileNotFoundError,
+        FileExistsError,
         FloatingPointError,
         NotImplementedError,
     ) as error:

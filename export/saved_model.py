@@ -1,0 +1,333 @@
+"""SavedModel for TF Serving: the inference graphs behind named signatures.
+
+`export_saved_model` writes TF Serving's layout, `<base>/<name>/<version>/`,
+with one pair of signatures per task the runners can do (a `Classifier`:
+classify; a `Localizer`: classify and localize; a `Detector`: detect):
+
+- `<task>`: input `image_bytes`, string [B], encoded JPEG / PNG / GIF / BMP
+  images of any sizes (what TF Serving's REST API makes of
+  `{"instances": [{"b64": "..."}]}`);
+- `<task>_images`: input `images`, uint8 [B, H, W, 3], one size per batch;
+- `serving_default`: the first runner's task, from bytes.
+
+Outputs, the same for both inputs of a task:
+
+- classify: `classes` int32 [B, k], `class_names` string [B, k], `scores`
+  float32 [B, k] (the top k, best first);
+- localize and detect: `boxes` float32 [B, M, 4] (x1, y1, x2, y2 in the
+  input image's pixels), `classes` int32 [B, M] (-1 pads), `class_names`
+  string [B, M] ("" pads), `scores` float32 [B, M] (0 pads) and
+  `num_detections` int32 [B].
+
+The label map is a constant of the graph and the asset `labels.txt`; the
+SavedModel needs TensorFlow only, not this package. Bad bytes fail the
+request with an `InvalidArgumentError` that says why (empty, not an image,
+more than `max_pixels` by its header), never the process.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from typing import Sequence
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from overfeat_tf.data import shapes
+from overfeat_tf.detector import BACKGROUND, Detector
+from overfeat_tf.inference import Classifier
+from overfeat_tf.localizer import Localizer
+
+MAX_PIXELS = 1 << 26  # 67 megapixels: larger headers are refused before decoding
+_PNG = b"\x89PNG\r\n\x1a\n"
+_JPEG = b"\xff\xd8\xff"
+
+
+def task_of(model) -> str:
+    """What a trained model is for: detect (a background class), localize
+    (a box regressor) or classify."""
+    names = model.class_names or ()
+    if names and names[-1] == BACKGROUND:
+        return "detect"
+    return "localize" if model.regressor else "classify"
+
+
+def tasks_of(runner: Classifier) -> tuple[str, ...]:
+    """The tasks a runner serves, its main one first."""
+    if isinstance(runner, Detector):
+        return ("detect",)
+    if isinstance(runner, Localizer):
+        return ("localize", "classify")
+    return ("classify",)
+
+
+class ServingModule(tf.Module):
+    """The runners' graphs as signatures (see the module docstring)."""
+
+    def __init__(self, runners: Sequence[Classifier], max_pixels: int = MAX_PIXELS):
+        super().__init__(name="overfeat_serving")
+        if not runners:
+            raise ValueError(
+                "export needs at least one Classifier, Localizer or Detector."
+            )
+        self.runners = list(runners)
+        self.max_pixels = int(max_pixels)
+        self.graphs = {}
+        for runner in self.runners:
+            for task in tasks_of(runner):
+                if task in self.graphs:
+                    raise ValueError(
+                        f"Two runners serve {task!r}; give one runner per task."
+                    )
+                self.graphs[task] = _task_graph(runner, task)
+        self.main_task = tasks_of(self.runners[0])[0]
+        self.functions = {}
+        for task, graph in self.graphs.items():
+            self.functions[task] = _from_bytes(graph, self.max_pixels)
+            self.functions[f"{task}_images"] = _from_images(graph)
+
+    def signatures(self) -> dict:
+        signatures = {
+            name: function.get_concrete_function()
+            for name, function in self.functions.items()
+        }
+        signatures["serving_default"] = signatures[self.main_task]
+        return signatures
+
+
+def _task_graph(runner, task):
+    """float32 [B, H, W, 3] -> the task's serving outputs."""
+    model = runner.model
+    names = model.class_names or tuple(str(i) for i in range(model.num_classes))
+    label_map = tf.constant(list(names))
+
+    def named(classes):
+        found = tf.gather(label_map, tf.maximum(classes, 0))
+        return tf.where(classes >= 0, found, "")
+
+    def classify(images):
+        out = runner.dense_graph(images)
+        classes = out["top_k_ids"]
+        return {
+            "classes": classes,
+            "class_names": named(classes),
+            "scores": out["top_k_probabilities"],
+        }
+
+    def boxes(images):
+        if task == "detect":
+            out = runner.detect_graph(images)
+            scores, count = out["confidence"], out["num_detections"]
+        else:
+            out = runner.localize_graph(images)
+            scores, count = out["scores"], out["num_predictions"]
+        return {
+            "boxes": out["boxes"],
+            "classes": out["classes"],
+            "class_names": named(out["classes"]),
+            "scores": scores,
+            "num_detections": count,
+        }
+
+    return classify if task == "classify" else boxes
+
+
+def _from_images(graph):
+    @tf.function(
+        input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")]
+    )
+    def from_images(images):
+        return graph(tf.cast(images, tf.float32))
+
+    return from_images
+
+
+def _from_bytes(graph, max_pixels):
+    example = tf.TensorSpec([1, None, None, 3], tf.float32)
+    specs = tf.nest.map_structure(
+        lambda t: tf.TensorSpec(t.shape[1:], t.dtype),
+        tf.function(graph).get_concrete_function(example).structured_outputs,
+    )
+
+    def one(data):
+        outputs = graph(decode(data, max_pixels)[None])
+        return {name: value[0] for name, value in outputs.items()}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+    def from_bytes(image_bytes):
+        return tf.map_fn(one, image_bytes, fn_output_signature=specs)
+
+    return from_bytes
+
+
+def decode(data, max_pixels: int = MAX_PIXELS):
+    """Encoded image bytes -> float32 [H, W, 3], after checking them."""
+    tf.debugging.assert_greater(
+        tf.strings.length(data), 0, message="image_bytes holds an empty string"
+    )
+    height, width = header_size(data)
+    tf.debugging.assert_less_equal(
+        height * width,
+        tf.constant(max_pixels, tf.int64),
+        message=f"image_bytes holds an image of more than {max_pixels} pixels "
+        "(by its header)",
+    )
+    image = tf.io.decode_image(data, channels=3, expand_animations=False)
+    return tf.cast(image, tf.float32)
+
+
+def header_size(data):
+    """(height, width) int64 that a PNG or JPEG header declares; (0, 0) for
+    other formats (the decoder checks those)."""
+    length = tf.strings.length(data)
+
+    def png():
+        raw = tf.cast(
+            tf.io.decode_raw(tf.strings.substr(data, 16, 8), tf.uint8), tf.int64
+        )
+        width = raw[0] * 2**24 + raw[1] * 2**16 + raw[2] * 2**8 + raw[3]
+        height = raw[4] * 2**24 + raw[5] * 2**16 + raw[6] * 2**8 + raw[7]
+        return tf.stack([height, width])
+
+    def jpeg():
+        return tf.cast(tf.image.extract_jpeg_shape(data)[:2], tf.int64)
+
+    def other():
+        return tf.zeros([2], tf.int64)
+
+    is_png = (length >= 24) & (tf.strings.substr(data, 0, 8, unit="BYTE") == _PNG)
+    is_jpeg = (length >= 3) & tf.equal(tf.strings.substr(data, 0, 3), _JPEG)
+    size = tf.case([(is_png, png), (is_jpeg, jpeg)], default=other)
+    return size[0], size[1]
+
+
+def next_version(base: str) -> int:
+    """One more than the highest numbered version under `base` (1 if none)."""
+    if not tf.io.gfile.isdir(base):
+        return 1
+    names = (name.strip("/") for name in tf.io.gfile.listdir(base))
+    return max((int(n) for n in names if n.isdigit()), default=0) + 1
+
+
+def export_saved_model(
+    runners: Sequence[Classifier],
+    base_dir: str,
+    *,
+    model_name: str = "overfeat",
+    version: int | None = None,
+    max_pixels: int = MAX_PIXELS,
+) -> str:
+    """Write `runners` as `<base_dir>/<model_name>/<version>/`; return the path.
+
+    Args:
+        runners: `Classifier`, `Localizer` or `Detector` objects, configured
+            as they should serve (scales, flips, thresholds); one per task.
+        version: TF Serving's version folder; default one more than the
+            highest already there.
+        max_pixels: larger images (by their header) are refused.
+
+    Raises:
+        FileExistsError: the version folder exists already.
+        ValueError: no runner, or two serving one task.
+    """
+    base = os.path.join(base_dir, model_name)
+    version = next_version(base) if version is None else int(version)
+    path = os.path.join(base, str(version))
+    if tf.io.gfile.exists(path):
+        raise FileExistsError(
+            f"{path} exists; TF Serving versions are immutable: pick another "
+            "version or remove it."
+        )
+    module = ServingModule(runners, max_pixels)
+    names = runners[0].model.class_names or ()
+    with tempfile.TemporaryDirectory() as tmp:
+        labels = os.path.join(tmp, "labels.txt")
+        with open(labels, "w", encoding="utf-8") as f:
+            f.write("".join(f"{name}\n" for name in names))
+        module.labels = tf.saved_model.Asset(labels)
+        tf.saved_model.save(module, path, signatures=module.signatures())
+    return path
+
+
+def sample_images(count: int = 3) -> list[np.ndarray]:
+    """Built-in test scenes (uint8 [H, W, 3], two sizes) to verify with."""
+    return [
+        shapes.render(
+            0, "test", i, height=256, width=256 + 64 * (i % 2), num_objects=(0, 3)
+        ).image
+        for i in range(count)
+    ]
+
+
+def verify_saved_model(path: str, runners: Sequence[Classifier], images) -> list[dict]:
+    """Load `path` as a deployment would and compare every signature with
+    the in-process runners on `images` (uint8 [H, W, 3] each, sent one at a
+    time, as PNG bytes to the bytes signatures).
+
+    Returns:
+        One row per signature: `signature`, `images`, `classes_equal` (the
+        fraction of output class slots equal), `max_score_diff` and
+        `max_box_diff` (pixels; None without boxes).
+    """
+    loaded = tf.saved_model.load(path)
+    rows = []
+    for runner in runners:
+        for task in tasks_of(runner):
+            graph = _task_graph(runner, task)
+            want = [graph(tf.constant(image[None], tf.float32)) for image in images]
+            for name in (task, f"{task}_images"):
+                signature = loaded.signatures[name]
+                got = [
+                    signature(images=tf.constant(image[None]))
+                    if name.endswith("_images")
+                    else signature(image_bytes=tf.constant([_png(image)]))
+                    for image in images
+                ]
+                rows.append(_agreement(name, got, want))
+    return rows
+
+
+def _agreement(name, got, want) -> dict:
+    def stacked(outputs, key):
+        return np.concatenate([np.asarray(o[key]).reshape(-1) for o in outputs])
+
+    has_boxes = "boxes" in want[0]
+    return {
+        "signature": name,
+        "images": len(want),
+        "classes_equal": float(
+            np.mean(stacked(got, "classes") == stacked(want, "classes"))
+        ),
+        "max_score_diff": float(
+            np.max(np.abs(stacked(got, "scores") - stacked(want, "scores")))
+        ),
+        "max_box_diff": float(
+            np.max(np.abs(stacked(got, "boxes") - stacked(want, "boxes")))
+        )
+        if has_boxes
+        else None,
+    }
+
+
+def format_agreement(rows: list[dict]) -> str:
+    """The verification as a markdown table."""
+    lines = [
+        "| signature | images | classes equal | max score diff | max box diff (px) |",
+        "|---|---|---|---|---|",
+    ]
+    for row in rows:
+        box = "" if row["max_box_diff"] is None else f"{row['max_box_diff']:.2g}"
+        lines.append(
+            f"| {row['signature']} | {row['images']} | {row['classes_equal']:.1%} "
+            f"| {row['max_score_diff']:.2g} | {box} |"
+        )
+    return "\n".join(lines)
+
+
+def _png(image) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(image, np.uint8)).save(buffer, "PNG")
+    return buffer.getvalue()
