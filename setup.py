@@ -36,6 +36,8 @@ setup(
         "pillow",
         # tfds 4.9 imports it but does not declare it.
         "importlib_resources",
+        # The stock TFLite interpreter: exports are verified on it.
+        "ai-edge-litert>=2.0",
     ],
     extras_require={
         # jax: the models are also checked on the JAX backend; pycocotools

@@ -274,9 +274,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     export.add_argument(
         "--format",
-        choices=("saved_model",),
+        choices=("saved_model", "tflite"),
         default="saved_model",
-        help="saved_model (TF Serving)",
+        help="saved_model (TF Serving, every task's pipeline) or tflite (the "
+        "single-scale dense model, for apps; OUTPUT/NAME_QUANTIZE.tflite)",
+    )
+    export.add_argument(
+        "--quantize",
+        choices=("none", "float16", "dynamic", "int8"),
+        default="none",
+        help="tflite weights (and, for int8, activations calibrated on 100 "
+        "images of --config's training pipeline); default none (float32)",
+    )
+    export.add_argument(
+        "--stride", choices=("fine", "coarse"), default="fine", help="tflite map stride"
     )
     export.add_argument(
         "--model",
@@ -633,6 +644,8 @@ def _export(args) -> str:
     config = load_config(args.config, args.overrides) if args.config else None
     if args.overrides and config is None:
         raise ValueError("KEY=VALUE overrides need --config")
+    if args.format == "tflite":
+        return _export_tflite(args, config)
     runners = []
     for path in args.model or [None]:
         model = _load_model(args, config, path)
@@ -651,6 +664,55 @@ def _export(args) -> str:
         )
         lines += ["", saved_model.format_agreement(rows)]
     return "\n".join(lines)
+
+
+def _export_tflite(args, config) -> str:
+    from overfeat_tf.export import saved_model, tflite
+
+    if len(args.model or []) > 1:
+        raise ValueError("--format tflite exports one --model at a time")
+    model = _load_model(args, config, (args.model or [None])[0])
+    representative = None
+    if args.quantize == "int8":
+        if config is None:
+            raise ValueError(
+                "--quantize int8 calibrates on the training pipeline: give --config"
+            )
+        representative = _training_pixels(config, 100)
+    content = tflite.convert(
+        model, args.quantize, representative=representative, stride=args.stride
+    )
+    os.makedirs(args.output, exist_ok=True)
+    path = os.path.join(args.output, f"{args.name}_{args.quantize}.tflite")
+    with open(path, "wb") as f:
+        f.write(content)
+    lines = [f"wrote {path} ({len(content) / 2**20:.1f} MiB, {args.stride} stride)"]
+    if not args.no_verify:
+        row = tflite.verify_tflite(
+            content, model, saved_model.sample_images(), args.stride
+        )
+        boxes = row["max_box_relative_diff"]
+        lines.append(
+            f"LiteRT vs Keras on {row['images']} built-in scenes: top-1 agreement "
+            f"{row['top1_agreement']:.0%}, largest probability difference "
+            f"{row['max_relative_diff']:.2g} (relative)"
+            + ("" if boxes is None else f", box codes {boxes:.2g}")
+        )
+    return "\n".join(lines)
+
+
+def _training_pixels(config, count):
+    """`count` images [H, W, 3] in pixels from the recipe's training pipeline."""
+    import numpy as np
+
+    from overfeat_tf.data.pipelines import MEAN_RGB, STDDEV_RGB
+    from overfeat_tf.training import experiment
+
+    batches = experiment.task_parts(config).train_batches(1, config.seed)
+    return [
+        images[0].numpy() * np.array(STDDEV_RGB) + np.array(MEAN_RGB)
+        for images, _ in batches.take(count)
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,110 @@
+"""TFLite: every quantization runs on the stock LiteRT interpreter with
+builtin ops only, and agrees with Keras."""
+
+import numpy as np
+import pytest
+from ai_edge_litert.interpreter import Interpreter
+from helpers import TINY
+from overfeat_tf.export import tflite
+
+import overfeat_tf as of
+from overfeat_tf import cli
+from overfeat_tf.data import shapes
+
+
+@pytest.fixture(scope="module")
+def model():
+    """A tiny localizer with sharpened class and box layers (random weights
+    give near-uniform probabilities, which hide quantization errors)."""
+    model = of.with_regressor(
+        of.overfeat_fast(6, width=TINY, class_names=list("abcdef"))
+    )
+    rng = np.random.default_rng(3)
+    for name in (model.spec.fc_names[-1], model.spec.regressor_names[-1]):
+        layer = model.get_layer(name)
+        kernel, bias = layer.get_weights()
+        layer.set_weights([kernel * 8 + 0.01 * rng.normal(size=kernel.shape), bias])
+    return model
+
+
+@pytest.fixture(scope="module")
+def scenes():
+    """Built-in test scenes of two sizes (the input is resizable)."""
+    return [
+        shapes.render(1, "test", i, height=231, width=231 + 36 * (i % 2)).image
+        for i in range(30)
+    ]
+
+
+@pytest.fixture(scope="module")
+def converted(model, scenes):
+    representative = [
+        shapes.render(1, "train", i, height=231, width=231).image for i in range(20)
+    ]
+    return {
+        q: tflite.convert(model, q, representative=representative)
+        for q in tflite.QUANTIZATIONS
+    }
+
+
+def test_only_builtin_ops(converted):
+    for quantize, content in converted.items():
+        interpreter = Interpreter(model_content=content)
+        ops = {op["op_name"] for op in interpreter._get_ops_details()}
+        assert ops and not any("Flex" in op or op == "CUSTOM" for op in ops), quantize
+        assert "CONV_2D" in ops and "SOFTMAX" in ops
+
+
+def test_float32_equals_keras(converted, model, scenes):
+    row = tflite.verify_tflite(converted["none"], model, scenes[:4])
+    assert row["max_relative_diff"] < 1e-4 and row["max_box_relative_diff"] < 1e-4
+    assert row["top1_agreement"] == 1.0
+
+
+def test_quantized_files_stay_close_to_the_float_model(converted, model, scenes):
+    want = _keras_probabilities(model, scenes)
+    sizes = {q: len(c) for q, c in converted.items()}
+    assert sizes["float16"] < 0.55 * sizes["none"]
+    assert (
+        sizes["dynamic"] < 0.3 * sizes["none"] and sizes["int8"] < 0.3 * sizes["none"]
+    )
+    # Mean probability error per quantization, over every cell and class.
+    for quantize, bound in [("float16", 1e-3), ("dynamic", 0.03), ("int8", 0.03)]:
+        got = tflite.run_tflite(converted[quantize], scenes)
+        error = np.mean(
+            [np.abs(g["class_probabilities"] - w).mean() for g, w in zip(got, want)]
+        )
+        assert 0 < error < bound, quantize
+        assert (
+            np.mean(
+                tflite.top1_classes(got)
+                == tflite.top1_classes([{"class_probabilities": w} for w in want])
+            )
+            >= 0.9
+        )
+
+
+def _keras_probabilities(model, images):
+    app = tflite.app_model(model)
+    return [
+        app(np.asarray(i, np.float32)[None])["class_probabilities"][0].numpy()
+        for i in images
+    ]
+
+
+def test_bad_arguments(model):
+    with pytest.raises(ValueError, match="quantize must be one of"):
+        tflite.convert(model, "int4")
+    with pytest.raises(ValueError, match="needs representative images"):
+        tflite.convert(model, "int8")
+
+
+def test_cli_export_tflite(model, tmp_path, capsys):
+    model.save(tmp_path / "m.keras")
+    args = ["export", "--format", "tflite", "--model", str(tmp_path / "m.keras")]
+    assert cli.main([*args, "--output", str(tmp_path), "--quantize", "float16"]) == 0
+    out = capsys.readouterr().out
+    assert (tmp_path / "overfeat_float16.tflite").exists()
+    assert "LiteRT vs Keras on 3 built-in scenes: top-1 agreement" in out
+    assert cli.main([*args, "--quantize", "int8"]) == 2
+    assert "give --config" in capsys.readouterr().err
