@@ -92,23 +92,41 @@ def convert(
     return converter.convert()
 
 
+def representative_images(config, count: int = 100) -> list[np.ndarray]:
+    """`count` images [H, W, 3] in pixels from the recipe's training pipeline
+    (its crops and augmentation), to calibrate `int8` on."""
+    from overfeat_tf.training import experiment
+
+    batches = experiment.task_parts(config).train_batches(1, config.seed)
+    return [
+        images[0].numpy() * np.array(STDDEV_RGB) + np.array(MEAN_RGB)
+        for images, _ in batches.take(count)
+    ]
+
+
+def interpreter_for(content: bytes, shape, num_threads: int = 2):
+    """A LiteRT interpreter of `content` allocated for input `shape`, and
+    its signature's {"inputs", "outputs"} tensor indices by name. XNNPack
+    cannot resize after allocating: one interpreter per input size."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=content, num_threads=num_threads)
+    (signature,) = interpreter._get_full_signature_list().values()
+    interpreter.resize_tensor_input(signature["inputs"]["pixels"], shape)
+    interpreter.allocate_tensors()
+    return interpreter, signature
+
+
 def run_tflite(content: bytes, images: Iterable[np.ndarray], num_threads: int = 2):
     """Run a converted file on each image [H, W, 3] (pixels) with LiteRT.
 
     Returns one dict per image, by output name, without the batch axis.
     """
-    from ai_edge_litert.interpreter import Interpreter
-
     results = []
     for image in images:
         image = np.asarray(image, np.float32)[None]
-        # A fresh interpreter per size: XNNPack cannot resize after allocating.
-        interpreter = Interpreter(model_content=content, num_threads=num_threads)
-        (signature,) = interpreter._get_full_signature_list().values()
-        pixels = signature["inputs"]["pixels"]
-        interpreter.resize_tensor_input(pixels, image.shape)
-        interpreter.allocate_tensors()
-        interpreter.set_tensor(pixels, image)
+        interpreter, signature = interpreter_for(content, image.shape, num_threads)
+        interpreter.set_tensor(signature["inputs"]["pixels"], image)
         interpreter.invoke()
         results.append(
             {

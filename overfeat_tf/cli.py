@@ -678,7 +678,7 @@ def _export_tflite(args, config) -> str:
             raise ValueError(
                 "--quantize int8 calibrates on the training pipeline: give --config"
             )
-        representative = _training_pixels(config, 100)
+        representative = tflite.representative_images(config)
     content = tflite.convert(
         model, args.quantize, representative=representative, stride=args.stride
     )
@@ -699,20 +699,6 @@ def _export_tflite(args, config) -> str:
             + ("" if boxes is None else f", box codes {boxes:.2g}")
         )
     return "\n".join(lines)
-
-
-def _training_pixels(config, count):
-    """`count` images [H, W, 3] in pixels from the recipe's training pipeline."""
-    import numpy as np
-
-    from overfeat_tf.data.pipelines import MEAN_RGB, STDDEV_RGB
-    from overfeat_tf.training import experiment
-
-    batches = experiment.task_parts(config).train_batches(1, config.seed)
-    return [
-        images[0].numpy() * np.array(STDDEV_RGB) + np.array(MEAN_RGB)
-        for images, _ in batches.take(count)
-    ]
 
 
 def main(argv: list[str] | None = None) -> int:
