@@ -268,7 +268,10 @@ def _parser() -> argparse.ArgumentParser:
             "serving_default the first model's task. Scales, flips and the "
             "merge settings are the recipe's (--config) or the defaults. The "
             "export is then loaded as TF Serving would and compared with the "
-            "in-process pipeline on built-in test scenes (--no-verify skips it)."
+            "in-process pipeline on built-in test scenes (--no-verify skips it). "
+            "With --format tflite: one model's single-scale dense pass as "
+            "OUTPUT/NAME_QUANTIZE.tflite (builtin ops, resizable input), float or "
+            "quantized (--quantize), then checked on LiteRT against Keras."
         ),
         **_HELP_FORMAT,
     )
@@ -671,6 +674,11 @@ def _export_tflite(args, config) -> str:
 
     if len(args.model or []) > 1:
         raise ValueError("--format tflite exports one --model at a time")
+    if args.scales or args.scale_sizes or args.scale_factors or args.no_flips:
+        raise ValueError(
+            "--format tflite holds one scale without flips: the app picks its "
+            "scales by resizing the input; drop --scales/--no-flips"
+        )
     model = _load_model(args, config, (args.model or [None])[0])
     representative = None
     if args.quantize == "int8":

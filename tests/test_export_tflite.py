@@ -108,3 +108,5 @@ def test_cli_export_tflite(model, tmp_path, capsys):
     assert "LiteRT vs Keras on 3 built-in scenes: top-1 agreement" in out
     assert cli.main([*args, "--quantize", "int8"]) == 2
     assert "give --config" in capsys.readouterr().err
+    assert cli.main([*args, "--scales", "1,2"]) == 2
+    assert "drop --scales" in capsys.readouterr().err
