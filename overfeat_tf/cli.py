@@ -320,6 +320,12 @@ def _parser() -> argparse.ArgumentParser:
         "--no-verify", action="store_true", help="skip the check after export"
     )
     export.add_argument(
+        "--no-xla",
+        action="store_true",
+        help="saved_model: the greedy merge without XLA (8-9x slower merge), "
+        "for servers built without XLA's JIT",
+    )
+    export.add_argument(
         "overrides", nargs="*", metavar="KEY=VALUE", help="config overrides"
     )
     return parser
@@ -652,8 +658,11 @@ def _export(args) -> str:
     runners = []
     for path in args.model or [None]:
         model = _load_model(args, config, path)
+        task = saved_model.task_of(model)
         options = dict(scales=_scales(args, model.geometry), flips=not args.no_flips)
-        runners.append(_runner(model, saved_model.task_of(model), config, options))
+        if task != "classify":
+            options["jit_compile"] = not args.no_xla
+        runners.append(_runner(model, task, config, options))
     path = saved_model.export_saved_model(
         runners, args.output, model_name=args.name, version=args.version
     )

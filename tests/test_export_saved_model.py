@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from helpers import TINY
+from overfeat_tf.export import saved_model
 from overfeat_tf.export.saved_model import export_saved_model, header_size
 from PIL import Image
 
@@ -281,6 +282,17 @@ def test_cli_export_verifies_and_names_bad_paths(runners, tmp_path, capsys):
     # Every signature agrees with the pipeline on the built-in scenes.
     rows = [line for line in out.splitlines() if line.startswith("| ")][1:]
     assert len(rows) == 6 and all("| 3 | 100.0% |" in row for row in rows)
+    # Without XLA: a second version, the same detections.
+    assert cli.main([*args, "--no-xla"]) == 0
+    assert "exports/overfeat/2: signatures" in capsys.readouterr().out
+    scene = tf.constant(np.stack(saved_model.sample_images(1)))
+    with_xla, without = (
+        tf.saved_model.load(str(tmp_path / "exports" / "overfeat" / v)) for v in "12"
+    )
+    a = with_xla.signatures["detect_images"](images=scene)
+    b = without.signatures["detect_images"](images=scene)
+    for name in a:
+        np.testing.assert_array_equal(a[name].numpy(), b[name].numpy())
     assert cli.main([*args, "--version", "1", "--no-verify"]) == 2
     assert "immutable" in capsys.readouterr().err
     assert cli.main(["export", "--model", str(tmp_path / "missing.keras")]) == 2
