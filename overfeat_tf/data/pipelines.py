@@ -238,7 +238,7 @@ def detection_train(
             "bounding_boxes": {"boxes": boxes, "labels": example["labels"]},
         }
         data = flip(data, training=True)
-        image, boxes = normalize(data["images"]), data["bounding_boxes"]["boxes"]
+        image, boxes = data["images"], data["bounding_boxes"]["boxes"]
         image, boxes = _pad_to_fit(
             image,
             boxes,
@@ -275,7 +275,7 @@ def detection_train(
         )
         boxes, labels = box_ops.pad(boxes, labels, max_boxes)
         image = tf.ensure_shape(image, [image_size, image_size, 3])
-        return image, {"boxes": boxes, "labels": labels}
+        return normalize(image), {"boxes": boxes, "labels": labels}
 
     ds = _with_seeds(_shuffled_forever(ds, shuffle_buffer, seed), seed)
     ds = ds.map(augment, num_parallel_calls=AUTOTUNE)
@@ -284,7 +284,8 @@ def detection_train(
 
 
 def _pad_to_fit(image, boxes, size, seed_pair):
-    """Zero-pad [h, w, 3] at a random offset to at least `size` x `size`."""
+    """Pad pixels [h, w, 3] with the mean colour, at a random offset, to at
+    least `size` x `size`; images that fit already pass untouched."""
     shape = tf.shape(image)
     room = tf.maximum(size - shape[:2], 0)
     top, left = tf.unstack(
@@ -293,9 +294,12 @@ def _pad_to_fit(image, boxes, size, seed_pair):
             tf.int32,
         )
     )
-    image = tf.image.pad_to_bounding_box(
-        image, top, left, shape[0] + room[0], shape[1] + room[1]
-    )
+    paddings = [[top, room[0] - top], [left, room[1] - left]]
+
+    def padded():
+        return tf.pad(image - MEAN_RGB, [*paddings, [0, 0]]) + MEAN_RGB
+
+    image = tf.cond(tf.reduce_any(room > 0), padded, lambda: image)
     shift = tf.cast(tf.stack([left, top, left, top]), boxes.dtype)
     return image, boxes + shift
 
