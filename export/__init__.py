@@ -1,6 +1,7 @@
-"""Exporters (installed as `overfeat_tf.export`): SavedModel for TF Serving
-and quantized TFLite, both wrapping the multi-scale inference graph.
+"""Exporters (installed as `overfeat_tf.export`): `saved_model` for TF
+Serving and `tflite` for devices, both wrapping the multi-scale inference
+graphs of `Classifier`, `Localizer` and `Detector`.
 
-The exporters arrive with the export issue; this package is the place they
-live, mapped by setup.py so that no top-level `export` module is installed.
+setup.py maps this folder to `overfeat_tf.export`, so that no top-level
+`export` module is installed.
 """

@@ -98,41 +98,52 @@ class ServingModule(tf.Module):
         return signatures
 
 
-def _task_graph(runner, task):
-    """float32 [B, H, W, 3] -> the task's serving outputs."""
+def _task_graph(runner, task, with_names: bool = True):
+    """float32 [B, H, W, 3] -> the task's serving outputs (`class_names`
+    only `with_names`)."""
     model = runner.model
     names = model.class_names or tuple(str(i) for i in range(model.num_classes))
     label_map = tf.constant(list(names))
 
-    def named(classes):
-        found = tf.gather(label_map, tf.maximum(classes, 0))
-        return tf.where(classes >= 0, found, "")
+    def named(outputs):
+        if with_names:
+            classes = outputs["classes"]
+            found = tf.gather(label_map, tf.maximum(classes, 0))
+            outputs["class_names"] = tf.where(classes >= 0, found, "")
+        return outputs
 
     def classify(images):
-        out = runner.dense_graph(images)
-        classes = out["top_k_ids"]
-        return {
-            "classes": classes,
-            "class_names": named(classes),
-            "scores": out["top_k_probabilities"],
-        }
+        out = _call(runner, "dense_graph", images)
+        return named(
+            {"classes": out["top_k_ids"], "scores": out["top_k_probabilities"]}
+        )
 
     def boxes(images):
         if task == "detect":
-            out = runner.detect_graph(images)
+            out = _call(runner, "detect_graph", images)
             scores, count = out["confidence"], out["num_detections"]
         else:
-            out = runner.localize_graph(images)
+            out = _call(runner, "localize_graph", images)
             scores, count = out["scores"], out["num_predictions"]
-        return {
-            "boxes": out["boxes"],
-            "classes": out["classes"],
-            "class_names": named(out["classes"]),
-            "scores": scores,
-            "num_detections": count,
-        }
+        return named(
+            {
+                "boxes": out["boxes"],
+                "classes": out["classes"],
+                "scores": scores,
+                "num_detections": count,
+            }
+        )
 
     return classify if task == "classify" else boxes
+
+
+def _call(runner, graph: str, images):
+    """The runner's `graph` on `images`. For one fixed image shape its code
+    is traced inline, so that every shape in it is static (TFLite needs
+    that); the graph itself would trace for any shape."""
+    if images.shape.is_fully_defined():
+        return getattr(type(runner), graph).python_function(runner, images)
+    return getattr(runner, graph)(images)
 
 
 def _from_images(graph):

@@ -10,7 +10,8 @@ Subcommands:
         (`--task localize`), on a data set split.
     predict: the top-5 classes, or boxes (localize, detect), of image
         files, printed and written as JSON (and, for boxes, drawn into PNGs).
-    export: a SavedModel for TF Serving, checked against the pipeline.
+    export: a SavedModel for TF Serving, or a TFLite file (the dense
+        model or the whole pipeline), checked against the pipeline.
 
 Example:
     overfeat describe --network accurate --image-size 461x569 --stride fine
@@ -42,6 +43,10 @@ EXAMPLES = """examples:
   overfeat train --config shapes_fast_detect detect.mining=random
   overfeat evaluate --task detect --config shapes_fast_detect --scales 1,2
   overfeat export --model runs/shapes_fast_localize --model runs/shapes_fast_detect
+  overfeat export --format tflite --quantize int8 --config shapes_fast
+  overfeat export --format tflite --kind pipeline --config shapes_fast_detect --scales 1,2
+  overfeat export --format tflite --kind pipeline --quantize int8 --no-merge \
+      --config shapes_fast_detect
 """
 
 TASKS = ("classify", "localize", "detect")
@@ -269,9 +274,16 @@ def _parser() -> argparse.ArgumentParser:
             "merge settings are the recipe's (--config) or the defaults. The "
             "export is then loaded as TF Serving would and compared with the "
             "in-process pipeline on built-in test scenes (--no-verify skips it). "
-            "With --format tflite: one model's single-scale dense pass as "
-            "OUTPUT/NAME_QUANTIZE.tflite (builtin ops, resizable input), float or "
-            "quantized (--quantize), then checked on LiteRT against Keras."
+            "With --format tflite, builtin ops only, float or quantized "
+            "(--quantize), then checked on LiteRT against the in-process model: "
+            "--kind dense (default) writes one model's single-scale dense pass "
+            "(resizable input) as OUTPUT/NAME_QUANTIZE.tflite; --kind pipeline "
+            "its whole task (scales, flips, dense pass, merge) for one image "
+            "size as OUTPUT/NAME_pipeline_QUANTIZE.tflite, with a JSON of its "
+            "settings and labels beside it. Full int8 pipelines of localizers "
+            "and detectors need --no-merge: the file then ends before the "
+            "greedy merge, which overfeat_tf/export/postprocess.py (NumPy) "
+            "finishes."
         ),
         **_HELP_FORMAT,
     )
@@ -291,6 +303,33 @@ def _parser() -> argparse.ArgumentParser:
     )
     export.add_argument(
         "--stride", choices=("fine", "coarse"), default="fine", help="tflite map stride"
+    )
+    export.add_argument(
+        "--kind",
+        choices=("dense", "pipeline"),
+        default="dense",
+        help="tflite: dense (one scale, resizable input, apps pick scales) or "
+        "pipeline (the whole task for one image size)",
+    )
+    export.add_argument(
+        "--image-size",
+        type=_image_size,
+        metavar="HxW",
+        help="pipeline input size; the shorter side at most the smallest scale, "
+        "as the file only enlarges (default: smallest scale, square)",
+    )
+    export.add_argument(
+        "--max-candidates",
+        type=_positive_int,
+        default=1024,
+        help="pipeline: windows that enter the merge, the best first "
+        "(fixed-size buffers; default 1024)",
+    )
+    export.add_argument(
+        "--no-merge",
+        action="store_true",
+        help="pipeline: stop before the greedy merge (outputs its input; "
+        "needed for int8 localizers and detectors)",
     )
     export.add_argument(
         "--model",
@@ -679,16 +718,20 @@ def _export(args) -> str:
 
 
 def _export_tflite(args, config) -> str:
-    from overfeat_tf.export import saved_model, tflite
+    from overfeat_tf.export import tflite
 
     if len(args.model or []) > 1:
         raise ValueError("--format tflite exports one --model at a time")
-    if args.scales or args.scale_sizes or args.scale_factors or args.no_flips:
-        raise ValueError(
-            "--format tflite holds one scale without flips: the app picks its "
-            "scales by resizing the input; drop --scales/--no-flips"
-        )
     model = _load_model(args, config, (args.model or [None])[0])
+    if args.kind == "dense":
+        if args.scales or args.scale_sizes or args.scale_factors or args.no_flips:
+            raise ValueError(
+                "--kind dense holds one scale without flips: the app picks its "
+                "scales by resizing the input; drop --scales/--no-flips or use "
+                "--kind pipeline"
+            )
+        if args.image_size or args.no_merge:
+            raise ValueError("--image-size and --no-merge are for --kind pipeline")
     representative = None
     if args.quantize == "int8":
         if config is None:
@@ -696,18 +739,20 @@ def _export_tflite(args, config) -> str:
                 "--quantize int8 calibrates on the training pipeline: give --config"
             )
         representative = tflite.representative_images(config)
+    os.makedirs(args.output, exist_ok=True)
+    if args.kind == "pipeline":
+        return _export_tflite_pipeline(args, config, model, representative)
     content = tflite.convert(
         model, args.quantize, representative=representative, stride=args.stride
     )
-    os.makedirs(args.output, exist_ok=True)
     path = os.path.join(args.output, f"{args.name}_{args.quantize}.tflite")
     with open(path, "wb") as f:
         f.write(content)
     lines = [f"wrote {path} ({len(content) / 2**20:.1f} MiB, {args.stride} stride)"]
     if not args.no_verify:
-        row = tflite.verify_tflite(
-            content, model, saved_model.sample_images(), args.stride
-        )
+        from overfeat_tf.export.saved_model import sample_images
+
+        row = tflite.verify_tflite(content, model, sample_images(), args.stride)
         boxes = row["max_box_relative_diff"]
         lines.append(
             f"LiteRT vs Keras on {row['images']} built-in scenes: top-1 agreement "
@@ -715,6 +760,53 @@ def _export_tflite(args, config) -> str:
             f"{row['max_relative_diff']:.2g} (relative)"
             + ("" if boxes is None else f", box codes {boxes:.2g}")
         )
+    return "\n".join(lines)
+
+
+def _export_tflite_pipeline(args, config, model, representative) -> str:
+    import json
+
+    from overfeat_tf.export import saved_model, tflite
+
+    task = saved_model.task_of(model)
+    options = dict(
+        scales=_scales(args, model.geometry), flips=not args.no_flips, stride=args.stride
+    )
+    if task != "classify":
+        options.update(jit_compile=False, max_candidates=args.max_candidates)
+    runner = _runner(model, task, config, options)
+    size = args.image_size or (min(runner.scales),) * 2
+    merge = not args.no_merge
+    content = tflite.convert_pipeline(
+        runner, size, args.quantize, representative=representative, merge=merge
+    )
+    stem = os.path.join(args.output, f"{args.name}_pipeline_{args.quantize}")
+    with open(f"{stem}.tflite", "wb") as f:
+        f.write(content)
+    with open(f"{stem}.json", "w", encoding="utf-8") as f:
+        json.dump(tflite.pipeline_settings(runner, size, merge), f, indent=2)
+    lines = [
+        f"wrote {stem}.tflite ({len(content) / 2**20:.1f} MiB; {task}, "
+        f"{size[0]}x{size[1]} input, scales {', '.join(map(str, runner.scales))}"
+        f"{', flips' if runner.flips else ''}"
+        f"{'' if merge else ', ends before the merge'}) and {stem}.json"
+    ]
+    if not args.no_verify:
+        row = tflite.verify_pipeline(
+            content, runner, saved_model.sample_images(), size, merge
+        )
+        line = (
+            f"LiteRT vs the in-process pipeline on {row['images']} built-in scenes: "
+            f"top-1 agreement {row['top1_agreement']:.0%}, largest score "
+            f"difference {row['max_relative_diff']:.2g} (relative)"
+        )
+        if "boxes" in row:
+            iou = "n/a" if row["mean_iou"] is None else f"{row['mean_iou']:.3f}"
+            line += (
+                f", boxes matched {row['matched']:.0%} of {row['boxes']}, "
+                f"mean IoU {iou}"
+            )
+        lines.append(line)
     return "\n".join(lines)
 
 

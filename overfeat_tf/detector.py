@@ -37,8 +37,8 @@ class Detector(Localizer):
         model: an `OverFeat` whose last class is `"background"` and which
             has a box regressor (`with_background`, trained with
             `overfeat train --task detect`).
-        scales, stride, flips, smallest_side, merge_threshold, jit_compile:
-            as for `Localizer`.
+        scales, stride, flips, smallest_side, merge_threshold, jit_compile,
+        max_candidates: as for `Localizer`.
         min_window_score: a window's box enters the merge for each class it
             gives at least this probability (default 0.1).
         score_threshold: merged boxes scoring less are dropped (default 0.5).
@@ -58,6 +58,7 @@ class Detector(Localizer):
         max_detections: int = 100,
         smallest_side: int = 256,
         jit_compile: bool = True,
+        max_candidates: int | None = None,
     ):
         names = getattr(model, "class_names", None) or ()
         if not names or names[-1] != BACKGROUND or model.num_classes < 2:
@@ -76,6 +77,7 @@ class Detector(Localizer):
             max_predictions=max_detections,
             smallest_side=smallest_side,
             jit_compile=jit_compile,
+            max_candidates=max_candidates,
         )
         self.min_window_score = float(min_window_score)
         self.score_threshold = float(score_threshold)

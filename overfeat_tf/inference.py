@@ -193,7 +193,7 @@ class Classifier(tf.Module):
         Yields one `_Scaled` per scale: the model's outputs on the resized
         batch (then its mirror when `flips`, concatenated on the batch axis).
         """
-        height, width = tf.shape(images)[1], tf.shape(images)[2]
+        height, width = _size(images)
         for size in self.scales:
             shape = smallest_side_shape(height, width, size)
             scaled = normalize(resize(images, *shape))
@@ -280,8 +280,19 @@ def _as_batch(images) -> tuple[tf.Tensor, bool]:
     return (images[None] if single else images), single
 
 
+def _size(images):
+    """(height, width) of [B, H, W, C]: Python ints where static (a graph for
+    one image size then has static shapes throughout, as TFLite needs)."""
+    shape = tf.shape(images)
+    return tuple(images.shape[i] or shape[i] for i in (1, 2))
+
+
 def _rgb(images):
     """[B, H, W, C] with C in 1-4 -> [B, H, W, 3]: gray repeated, alpha dropped."""
+    if images.shape[-1] is not None:
+        if images.shape[-1] < 3:
+            return tf.tile(images[..., :1], [1, 1, 1, 3])
+        return images[..., :3]
     channels = tf.shape(images)[-1]
     rgb = tf.cond(
         channels < 3,

@@ -18,7 +18,7 @@ import tensorflow as tf
 from overfeat_tf import boxes as box_ops
 from overfeat_tf.data.pipelines import normalize, resize, smallest_side_shape
 from overfeat_tf.inference import _IMAGES, Classifier, _rgb
-from overfeat_tf.merge import greedy_merge
+from overfeat_tf.merge import greedy_merge, greedy_merge_fixed
 from overfeat_tf.models import OverFeat
 
 
@@ -45,7 +45,15 @@ class Localizer(Classifier):
         max_predictions: P, the boxes returned per image (the ILSVRC
             metric reads 5). Default 5.
         jit_compile: run the merge loop under XLA (default True).
+        max_candidates: None (default) merges every window's box; a number
+            N merges only the N best (by window score) in fixed-size
+            buffers (`merge.greedy_merge_fixed`), all classes in one loop:
+            static shapes for TFLite, and a bound on the merge's work. The
+            result is the same whenever no more than N windows qualify.
     """
+
+    # Every window's box enters the merge (a Detector sets a floor).
+    min_window_score = 0.0
 
     def __init__(
         self,
@@ -59,6 +67,7 @@ class Localizer(Classifier):
         max_predictions: int = 5,
         smallest_side: int = 256,
         jit_compile: bool = True,
+        max_candidates: int | None = None,
     ):
         super().__init__(  # checks that `model` is an OverFeat
             model,
@@ -88,6 +97,11 @@ class Localizer(Classifier):
         self.merge_threshold = float(merge_threshold)
         self.max_predictions = max_predictions
         self.jit_compile = jit_compile
+        if max_candidates is not None and max_candidates < 1:
+            raise ValueError(
+                f"max_candidates must be >= 1 or None. Received: {max_candidates}"
+            )
+        self.max_candidates = max_candidates
 
     @property
     def object_classes(self) -> int:
@@ -115,31 +129,73 @@ class Localizer(Classifier):
         Windows scoring below `min_window_score` are left out before the
         merge, and merged boxes scoring below `min_score` after it.
         """
-        candidates = [self._candidates(s) for s in self._dense_pass(_rgb(images))]
-        boxes, scores, classes = (tf.concat(c, 1) for c in zip(*candidates))
+        candidates = self._candidates_of(images, min_window_score)
         shape = tf.shape(images)
         limits = tf.cast(tf.stack([shape[2], shape[1]] * 2), tf.float32)
 
         def merge_one(inputs):
-            keep = inputs[1] >= min_window_score
-            merged = greedy_merge(
-                *(tf.boolean_mask(x, keep) for x in inputs),
-                self.merge_threshold,
-                jit_compile=self.jit_compile,
-            )
-            kept = tf.ones_like(merged["scores"], tf.bool)
+            boxes, scores, classes, valid = inputs
+            if self.max_candidates is None:
+                merged = greedy_merge(
+                    *(tf.boolean_mask(x, valid) for x in (boxes, scores, classes)),
+                    self.merge_threshold,
+                    jit_compile=self.jit_compile,
+                )
+                count = tf.size(merged["scores"])
+            else:
+                merged = greedy_merge_fixed(
+                    *inputs, self.merge_threshold, jit_compile=self.jit_compile
+                )
+                count = merged["count"]
+            # Scores are descending: those >= min_score come first.
             if min_score is not None:
-                kept = merged["scores"] >= min_score
+                count = tf.reduce_sum(
+                    tf.cast(merged["scores"][:count] >= min_score, tf.int32)
+                )
             return self._padded(
-                tf.clip_by_value(tf.boolean_mask(merged["boxes"], kept), 0.0, limits),
-                tf.boolean_mask(merged["scores"], kept),
-                tf.boolean_mask(merged["classes"], kept),
+                tf.clip_by_value(merged["boxes"], 0.0, limits),
+                merged["scores"],
+                merged["classes"],
+                count,
             )
 
         return tf.map_fn(
-            merge_one,
-            (boxes, scores, classes),
-            fn_output_signature=self._padded_signature(),
+            merge_one, candidates, fn_output_signature=self._padded_signature()
+        )
+
+    def candidates_graph(self, images):
+        """The merge's input: float32 pixels [B, H, W, C] -> `boxes` [B, K, 4]
+        (pixels of the input, unclipped), `scores` [B, K] (window class
+        probabilities), `classes` [B, K] and `valid` [B, K] (the windows
+        scoring >= `self.min_window_score`); K = `max_candidates`, the best
+        windows, in window order (the merge breaks ties by it).
+        `merge.greedy_merge_fixed` of an image's rows is the merge of
+        `localize_graph`. Traced by the caller (needs `max_candidates`)."""
+        if self.max_candidates is None:
+            raise ValueError("candidates_graph needs a Localizer with max_candidates")
+        boxes, scores, classes, valid = self._candidates_of(
+            images, self.min_window_score
+        )
+        return {"boxes": boxes, "scores": scores, "classes": classes, "valid": valid}
+
+    def _candidates_of(self, images, min_window_score):
+        """(boxes, scores, classes, valid) of every scale's windows [B, N],
+        or of the `max_candidates` best valid ones."""
+        candidates = [self._candidates(s) for s in self._dense_pass(_rgb(images))]
+        boxes, scores, classes = (tf.concat(c, 1) for c in zip(*candidates))
+        valid = scores >= min_window_score
+        if self.max_candidates is None:
+            return boxes, scores, classes, valid
+        n = boxes.shape[1] or tf.shape(boxes)[1]
+        # Scores are probabilities: -1 ranks the invalid last, and unlike
+        # -inf it leaves int8 quantization a sane range.
+        best = tf.math.top_k(
+            tf.where(valid, scores, -1.0), tf.minimum(self.max_candidates, n)
+        )
+        rows = tf.sort(best.indices)  # window order: the merge breaks ties by it
+        return tuple(
+            tf.gather(x, rows, axis=1, batch_dims=1)
+            for x in (boxes, scores, classes, valid)
         )
 
     @tf.function(input_signature=[_IMAGES])
@@ -227,14 +283,25 @@ class Localizer(Classifier):
             return tf.gather(codes, classes, axis=1, batch_dims=1)
         return tf.broadcast_to(codes, tf.concat([tf.shape(classes), [4]], 0))
 
-    def _padded(self, boxes, scores, classes):
-        """The first `max_predictions` rows, padded: class -1, score 0."""
-        count = tf.minimum(tf.shape(scores)[0], self.max_predictions)
-        padding = self.max_predictions - count
+    def _padded(self, boxes, scores, classes, count=None):
+        """The first `max_predictions` of `count` rows (default all), padded:
+        class -1, score 0, empty box. Static shapes: masks, no slicing by
+        `count`."""
+        p = self.max_predictions
+        rows = tf.shape(scores)[0]
+        count = tf.minimum(rows if count is None else count, p)
+        extra = tf.maximum(p - rows, 0)
+
+        def first(x, fill):
+            shape = [p] + x.shape[1:].as_list()
+            x = tf.reshape(tf.pad(x, [[0, extra]] + [[0, 0]] * (len(shape) - 1))[:p], shape)
+            keep = tf.reshape(tf.range(p) < count, [p] + [1] * (len(shape) - 1))
+            return tf.where(keep, x, fill)
+
         return {
-            "boxes": tf.pad(boxes[:count], [[0, padding], [0, 0]]),
-            "scores": tf.pad(scores[:count], [[0, padding]]),
-            "classes": tf.pad(classes[:count], [[0, padding]], constant_values=-1),
+            "boxes": first(boxes, 0.0),
+            "scores": first(scores, 0.0),
+            "classes": first(classes, -1),
             "num_predictions": count,
         }
 

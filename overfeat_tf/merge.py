@@ -153,6 +153,60 @@ def greedy_merge(boxes, scores, classes, threshold, *, jit_compile: bool = True)
     }
 
 
+def greedy_merge_fixed(
+    boxes, scores, classes, valid, threshold, *, jit_compile: bool = False
+):
+    """`greedy_merge` in buffers of fixed size N, for graphs that need
+    static shapes (the TFLite pipeline, where loops may not grow arrays).
+
+    All classes merge in one loop (pairs of different classes never
+    match), over the boxes that `valid` marks; the result equals
+    `greedy_merge` of those boxes, in rows 0 to `count` - 1. The cost is
+    O(N^2) for N boxes of every class, against the sum of the squared class
+    sizes for `greedy_merge`: keep N small.
+
+    Args:
+        boxes, scores, classes, threshold: as for `greedy_merge`.
+        valid: bool `[N]`, the boxes that take part.
+        jit_compile: run the loop under XLA (default False: TFLite needs
+            the loop in plain ops).
+
+    Returns:
+        `greedy_merge`'s dict with N rounded up past a multiple of 64 rows
+        (from row `count` on, padding: class -1, zero box, score and count)
+        and `count`, the number of merged boxes.
+    """
+    boxes = tf.cast(boxes, tf.float32)
+    scores = tf.cast(scores, tf.float32)
+    classes = tf.cast(classes, tf.int32)
+    threshold = tf.cast(threshold, tf.float32)
+    _check_shapes(boxes, scores, classes, threshold)
+    n = boxes.shape[0] or tf.shape(boxes)[0]
+    padding = _BLOCK - n % _BLOCK  # the loop takes _BLOCK rows at a time
+    padded = [
+        tf.pad(x, [[0, padding]] + [[0, 0]] * (x.shape.rank - 1))
+        for x in (boxes, scores, classes, tf.cast(valid, tf.bool))
+    ]
+    loop = _merge_xla if jit_compile else _merge_loop
+    sums, counts, totals, active = loop(*padded, threshold)
+    # Survivors by score, descending, ties by index (top_k keeps the lower
+    # index first on ties); the rest after them.
+    key = tf.where(active, totals, float("-inf"))
+    order = tf.math.top_k(key, tf.size(key)).indices
+    active = tf.gather(active, order)
+    counts = tf.where(active, tf.gather(counts, order), 0)
+    sums = tf.gather(sums, order)
+    return {
+        "boxes": tf.where(
+            active[:, None], sums / tf.cast(tf.maximum(counts, 1), tf.float32)[:, None], 0.0
+        ),
+        "scores": tf.where(active, tf.gather(totals, order), 0.0),
+        "classes": tf.where(active, tf.gather(padded[2], order), -1),
+        "counts": counts,
+        "count": tf.reduce_sum(tf.cast(active, tf.int32)),
+    }
+
+
 def _merge_padded(loop, boxes, scores, classes, threshold):
     """One class's merge, padded to a size bucket (XLA compiles per shape).
 
@@ -308,8 +362,12 @@ def _merge_loop(boxes, scores, classes, valid, threshold):
         row_min = tf.where(better, column, tf.where(index == j, inf, row_min))
         row_arg = tf.where(better, i, row_arg)
         mins, args = _first_min(queued)
-        row_min = tf.tensor_scatter_nd_update(row_min, s["rows"][:, None], mins)
-        row_arg = tf.tensor_scatter_nd_update(row_arg, s["rows"][:, None], args)
+        # Row by row, not tensor_scatter_nd_update: TFLite lowers that to
+        # scatter-adds, which sum the repeated i instead of keeping one.
+        for k in range(1 + _BATCH):
+            at_k = index == s["rows"][k]
+            row_min = tf.where(at_k, mins[k], row_min)
+            row_arg = tf.where(at_k, args[k], row_arg)
 
         # Rows to redo beyond the first _BATCH, if any, one at a time.
         left = s["redo"] & (index > s["last"])

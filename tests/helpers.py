@@ -11,6 +11,18 @@ import overfeat_tf as of
 TINY = 0.125  # width of the test models: 1/8 of the maps, the paper's geometry
 
 
+def sharpened(model, seed=3):
+    """`model` with its last class and box layers scaled up: random weights
+    give near-uniform probabilities, which would hide quantization errors."""
+    rng = np.random.default_rng(seed)
+    names = [model.spec.fc_names[-1]] + list(model.spec.regressor_names[-1:])
+    for name in names if model.regressor else names[:1]:
+        layer = model.get_layer(name)
+        kernel, bias = layer.get_weights()
+        layer.set_weights([kernel * 8 + 0.01 * rng.normal(size=kernel.shape), bias])
+    return model
+
+
 def make_images(rng, batch, height, width):
     return rng.normal(size=(batch, height, width, 3)).astype(np.float32)
 

@@ -4,7 +4,7 @@ builtin ops only, and agrees with Keras."""
 import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
-from helpers import TINY
+from helpers import TINY, sharpened
 from overfeat_tf.export import tflite
 
 import overfeat_tf as of
@@ -14,17 +14,10 @@ from overfeat_tf.data import shapes
 
 @pytest.fixture(scope="module")
 def model():
-    """A tiny localizer with sharpened class and box layers (random weights
-    give near-uniform probabilities, which hide quantization errors)."""
-    model = of.with_regressor(
-        of.overfeat_fast(6, width=TINY, class_names=list("abcdef"))
+    """A tiny localizer with sharpened class and box layers."""
+    return sharpened(
+        of.with_regressor(of.overfeat_fast(6, width=TINY, class_names=list("abcdef")))
     )
-    rng = np.random.default_rng(3)
-    for name in (model.spec.fc_names[-1], model.spec.regressor_names[-1]):
-        layer = model.get_layer(name)
-        kernel, bias = layer.get_weights()
-        layer.set_weights([kernel * 8 + 0.01 * rng.normal(size=kernel.shape), bias])
-    return model
 
 
 @pytest.fixture(scope="module")

@@ -180,3 +180,21 @@ def test_bad_arguments():
             pipelines.detection_train(
                 ds, 200, batch_size=2, max_boxes=4, scale_range=bad
             )
+
+
+def test_static_sizes_resize_like_dynamic_ones_without_a_cond():
+    """For a fixed image size (the TFLite pipeline) sizes are Python ints
+    and the antialiasing choice is made at trace time: same pixels."""
+    for h, w, side in [(100, 151, 231), (375, 500, 256), (231, 231, 231), (7, 3000, 245)]:
+        dynamic = pipelines.smallest_side_shape(tf.constant(h), tf.constant(w), side)
+        assert pipelines.smallest_side_shape(h, w, side) == tuple(int(v) for v in dynamic)
+    image = tf.random.uniform([1, 100, 150, 3], 0, 255, seed=1)
+    for size, antialiased in [((120, 180), False), ((50, 75), True)]:
+        static = tf.function(lambda x: pipelines.resize(x, *size))
+        graph = static.get_concrete_function(tf.TensorSpec([1, 100, 150, 3])).graph
+        ops = {op.type for op in graph.get_operations()}
+        assert ("ScaleAndTranslate" in ops) == antialiased
+        assert not ops & {"If", "StatelessIf"}
+        dynamic = tf.function(lambda x: pipelines.resize(x, *size))
+        want = dynamic.get_concrete_function(tf.TensorSpec([1, None, None, 3]))(image)
+        np.testing.assert_allclose(static(image), want, atol=1e-4)

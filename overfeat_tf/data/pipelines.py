@@ -14,6 +14,7 @@ Localization and detection use Keras's box-aware layers (`RandomFlip`,
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from overfeat_tf import boxes as box_ops
@@ -31,7 +32,15 @@ def normalize(images):
 
 
 def smallest_side_shape(height, width, size):
-    """(h, w) with the smaller side `size`, keeping the aspect ratio."""
+    """(h, w) with the smaller side `size`, keeping the aspect ratio.
+
+    Python ints in give Python ints out (the same float32 arithmetic), so
+    that graphs traced for a fixed image size have static shapes (TFLite).
+    """
+    if all(isinstance(v, (int, np.integer)) for v in (height, width, size)):
+        h, w, side = np.float32(height), np.float32(width), np.float32(size)
+        scale = side / min(h, w)
+        return max(int(np.round(h * scale)), size), max(int(np.round(w * scale)), size)
     height = tf.cast(height, tf.float32)
     width = tf.cast(width, tf.float32)
     scale = tf.cast(size, tf.float32) / tf.minimum(height, width)
@@ -44,8 +53,14 @@ def resize(image, height, width):
     """Bilinear resize of [H, W, C] or [B, H, W, C]; antialiased only when shrinking.
 
     Antialiasing changes nothing when enlarging but costs 4x the time, and
-    it is the input pipeline's largest cost.
+    it is the input pipeline's largest cost. With static sizes the choice
+    is made here, so that an enlarging graph holds no antialiasing op
+    (ScaleAndTranslate, which TFLite lacks).
     """
+    static = image.shape[-3:-1]
+    if static.is_fully_defined() and all(isinstance(v, int) for v in (height, width)):
+        antialias = height * width < static[0] * static[1]
+        return tf.image.resize(image, [height, width], antialias=antialias)
     shape = tf.shape(image)
     shrinking = height * width < shape[-3] * shape[-2]
     return tf.cond(
