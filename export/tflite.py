@@ -42,11 +42,11 @@ from typing import Iterable
 import keras
 import numpy as np
 import tensorflow as tf
+from overfeat_tf.export.postprocess import postprocess
+from overfeat_tf.export.saved_model import _task_graph, tasks_of
 
 from overfeat_tf.boxes import iou
 from overfeat_tf.data.pipelines import MEAN_RGB, STDDEV_RGB
-from overfeat_tf.export.postprocess import postprocess
-from overfeat_tf.export.saved_model import _task_graph, tasks_of
 from overfeat_tf.inference import Classifier
 from overfeat_tf.localizer import Localizer
 from overfeat_tf.models import OverFeat, dense
@@ -127,11 +127,14 @@ def pipeline_function(
     elif isinstance(runner, Localizer):
         graph = runner.candidates_graph
     else:
-        raise ValueError("merge=False is for localizers and detectors: a "
-                         "classifier has no merge")
+        raise ValueError(
+            "merge=False is for localizers and detectors: a classifier has no merge"
+        )
 
     @tf.function(
-        input_signature=[tf.TensorSpec([1, height, width, 3], tf.float32, name="pixels")]
+        input_signature=[
+            tf.TensorSpec([1, height, width, 3], tf.float32, name="pixels")
+        ]
     )
     def pipeline(pixels):
         return graph(pixels)
@@ -306,7 +309,9 @@ def pipeline_settings(
     """What an app needs beside a pipeline file (written as JSON by the
     CLI): its task, input, labels and, for `postprocess`, the merge's
     settings."""
-    names = runner.model.class_names or [str(i) for i in range(runner.model.num_classes)]
+    names = runner.model.class_names or [
+        str(i) for i in range(runner.model.num_classes)
+    ]
     settings = {
         "task": tasks_of(runner)[0],
         "merged_in_file": bool(merge),

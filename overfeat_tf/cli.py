@@ -44,7 +44,7 @@ EXAMPLES = """examples:
   overfeat evaluate --task detect --config shapes_fast_detect --scales 1,2
   overfeat export --model runs/shapes_fast_localize --model runs/shapes_fast_detect
   overfeat export --format tflite --quantize int8 --config shapes_fast
-  overfeat export --format tflite --kind pipeline --config shapes_fast_detect --scales 1,2
+  overfeat export --format tflite --kind pipeline --config shapes_fast --scales 1,2
   overfeat export --format tflite --kind pipeline --quantize int8 --no-merge \
       --config shapes_fast_detect
 """
@@ -770,7 +770,9 @@ def _export_tflite_pipeline(args, config, model, representative) -> str:
 
     task = saved_model.task_of(model)
     options = dict(
-        scales=_scales(args, model.geometry), flips=not args.no_flips, stride=args.stride
+        scales=_scales(args, model.geometry),
+        flips=not args.no_flips,
+        stride=args.stride,
     )
     if task != "classify":
         options.update(jit_compile=False, max_candidates=args.max_candidates)

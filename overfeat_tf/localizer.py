@@ -294,7 +294,9 @@ class Localizer(Classifier):
 
         def first(x, fill):
             shape = [p] + x.shape[1:].as_list()
-            x = tf.reshape(tf.pad(x, [[0, extra]] + [[0, 0]] * (len(shape) - 1))[:p], shape)
+            x = tf.reshape(
+                tf.pad(x, [[0, extra]] + [[0, 0]] * (len(shape) - 1))[:p], shape
+            )
             keep = tf.reshape(tf.range(p) < count, [p] + [1] * (len(shape) - 1))
             return tf.where(keep, x, fill)
 

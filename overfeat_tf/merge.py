@@ -198,7 +198,9 @@ def greedy_merge_fixed(
     sums = tf.gather(sums, order)
     return {
         "boxes": tf.where(
-            active[:, None], sums / tf.cast(tf.maximum(counts, 1), tf.float32)[:, None], 0.0
+            active[:, None],
+            sums / tf.cast(tf.maximum(counts, 1), tf.float32)[:, None],
+            0.0,
         ),
         "scores": tf.where(active, tf.gather(totals, order), 0.0),
         "classes": tf.where(active, tf.gather(padded[2], order), -1),

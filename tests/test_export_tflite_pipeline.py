@@ -26,8 +26,12 @@ FILE_OPTIONS = dict(jit_compile=False, max_candidates=1024)
 @pytest.fixture(scope="module")
 def models():
     names = list("abcdef")
-    localizer = sharpened(of.with_regressor(of.overfeat_fast(6, width=TINY, class_names=names)))
-    detector = sharpened(of.with_background(of.overfeat_fast(6, width=TINY, class_names=names)))
+    localizer = sharpened(
+        of.with_regressor(of.overfeat_fast(6, width=TINY, class_names=names))
+    )
+    detector = sharpened(
+        of.with_background(of.overfeat_fast(6, width=TINY, class_names=names))
+    )
     return localizer, detector
 
 
@@ -89,7 +93,9 @@ def _file(content, images, settings=None):
 
 
 def _assert_same(got, want, relative=1e-4):
-    boxes, classes, scores, count = (np.asarray(w) if w is not None else None for w in want)
+    boxes, classes, scores, count = (
+        np.asarray(w) if w is not None else None for w in want
+    )
     for i, g in enumerate(got):
         np.testing.assert_array_equal(g["classes"], classes[i])
         np.testing.assert_allclose(g["scores"], scores[i], atol=relative * scores.max())
@@ -100,7 +106,10 @@ def _assert_same(got, want, relative=1e-4):
 
 def test_every_file_holds_builtin_ops_only(files):
     for name, content in files.items():
-        ops = {op["op_name"] for op in Interpreter(model_content=content)._get_ops_details()}
+        ops = {
+            op["op_name"]
+            for op in Interpreter(model_content=content)._get_ops_details()
+        }
         assert not any("Flex" in op or op == "CUSTOM" for op in ops), name
         assert {"CONV_2D", "RESIZE_BILINEAR", "REVERSE_V2"} <= ops, name
         if name in ("localize", "detect"):
@@ -121,7 +130,9 @@ def test_float32_file_equals_the_served_pipeline(files, models, scenes, task):
 def test_candidates_file_and_postprocess_equal_the_pipeline(files, models, scenes):
     runner = _runners(models, **FILE_OPTIONS)["detect"]
     settings = tflite.pipeline_settings(runner, SIZE, merge=False)
-    assert settings["merged_in_file"] is False and settings["labels"][-1] == "background"
+    assert (
+        settings["merged_in_file"] is False and settings["labels"][-1] == "background"
+    )
     got = _file(files["candidates"], scenes[:3], settings)
     _assert_same(got, _served(_runners(models)["detect"], scenes[:3]))
 
@@ -137,7 +148,9 @@ def test_postprocess_merge_equals_the_graph_merge(rng):
         want = merge.greedy_merge(boxes, scores, labels, 0.6)
         got = postprocess.greedy_merge(boxes, scores, labels, 0.6)
         for value, key in zip(got, ("boxes", "scores", "classes", "counts")):
-            np.testing.assert_array_equal(value, want[key].numpy(), err_msg=f"{n} {key}")
+            np.testing.assert_array_equal(
+                value, want[key].numpy(), err_msg=f"{n} {key}"
+            )
 
 
 def test_greedy_merge_fixed_equals_greedy_merge(rng):
@@ -150,7 +163,9 @@ def test_greedy_merge_fixed_equals_greedy_merge(rng):
         valid = rng.uniform(size=n) < 0.7
         want = merge.greedy_merge(boxes[valid], scores[valid], labels[valid], 0.6)
         for jit in (False, True):
-            got = merge.greedy_merge_fixed(boxes, scores, labels, valid, 0.6, jit_compile=jit)
+            got = merge.greedy_merge_fixed(
+                boxes, scores, labels, valid, 0.6, jit_compile=jit
+            )
             count = int(got["count"])
             assert count == len(want["scores"])
             for key in ("boxes", "scores", "classes", "counts"):
@@ -178,10 +193,20 @@ def test_quantized_pipelines_agree_with_the_float_pipeline(models, scenes):
 
 
 def test_box_agreement_counts_matches():
-    want = [{"boxes": np.array([[0, 0, 10, 10], [20, 20, 30, 30]], np.float32),
-             "classes": np.array([1, 2]), "num_detections": 2}]
-    got = [{"boxes": np.array([[0, 0, 10, 12], [20, 20, 30, 30]], np.float32),
-            "classes": np.array([1, 0]), "num_detections": 2}]
+    want = [
+        {
+            "boxes": np.array([[0, 0, 10, 10], [20, 20, 30, 30]], np.float32),
+            "classes": np.array([1, 2]),
+            "num_detections": 2,
+        }
+    ]
+    got = [
+        {
+            "boxes": np.array([[0, 0, 10, 12], [20, 20, 30, 30]], np.float32),
+            "classes": np.array([1, 0]),
+            "num_detections": 2,
+        }
+    ]
     row = tflite.box_agreement(got, want)
     # The second box has no box of its class; the first has IoU 100/120.
     assert row == {"boxes": 2, "matched": 0.5, "mean_iou": pytest.approx(100 / 120)}
@@ -197,24 +222,46 @@ def test_pipeline_errors_name_the_problem(models):
         tflite.pipeline_function(runners["classify"], SIZE, merge=False)
     box_runner = _runners(models, **FILE_OPTIONS)["detect"]
     with pytest.raises(ValueError, match="#75140.*merge=False"):
-        tflite.convert_pipeline(box_runner, SIZE, "int8", representative=[np.zeros((9, 9, 3))])
+        tflite.convert_pipeline(
+            box_runner, SIZE, "int8", representative=[np.zeros((9, 9, 3))]
+        )
     with pytest.raises(ValueError, match="max_candidates must be >= 1"):
         Localizer(models[0], max_candidates=0)
 
 
 def test_cli_export_pipeline(models, tmp_path, capsys):
     models[1].save(tmp_path / "detector.keras")
-    args = ["export", "--format", "tflite", "--model", str(tmp_path / "detector.keras"),
-            "--output", str(tmp_path), "--kind", "pipeline", "--scale-sizes", "245,281"]
+    args = [
+        "export",
+        "--format",
+        "tflite",
+        "--model",
+        str(tmp_path / "detector.keras"),
+        "--output",
+        str(tmp_path),
+        "--kind",
+        "pipeline",
+        "--scale-sizes",
+        "245,281",
+    ]
     assert cli.main([*args, "--image-size", "240x300", "--max-candidates", "300"]) == 0
     out = capsys.readouterr().out
     assert "detect, 240x300 input, scales 245, 281, flips" in out
-    assert "LiteRT vs the in-process pipeline on 3 built-in scenes: top-1 agreement 100%" in out
+    assert (
+        "LiteRT vs the in-process pipeline on 3 built-in scenes: top-1 agreement 100%"
+        in out
+    )
     settings = json.loads((tmp_path / "overfeat_pipeline_none.json").read_text())
     assert settings["max_candidates"] == 300 and settings["image_size"] == [240, 300]
     assert (tmp_path / "overfeat_pipeline_none.tflite").stat().st_size > 0
     assert cli.main([*args, "--image-size", "300x300"]) == 2
     assert "ScaleAndTranslate" in capsys.readouterr().err
-    dense = ["export", "--format", "tflite", "--model", str(tmp_path / "detector.keras")]
+    dense = [
+        "export",
+        "--format",
+        "tflite",
+        "--model",
+        str(tmp_path / "detector.keras"),
+    ]
     assert cli.main([*dense, "--no-merge"]) == 2
     assert "for --kind pipeline" in capsys.readouterr().err

@@ -185,9 +185,16 @@ def test_bad_arguments():
 def test_static_sizes_resize_like_dynamic_ones_without_a_cond():
     """For a fixed image size (the TFLite pipeline) sizes are Python ints
     and the antialiasing choice is made at trace time: same pixels."""
-    for h, w, side in [(100, 151, 231), (375, 500, 256), (231, 231, 231), (7, 3000, 245)]:
+    for h, w, side in [
+        (100, 151, 231),
+        (375, 500, 256),
+        (231, 231, 231),
+        (7, 3000, 245),
+    ]:
         dynamic = pipelines.smallest_side_shape(tf.constant(h), tf.constant(w), side)
-        assert pipelines.smallest_side_shape(h, w, side) == tuple(int(v) for v in dynamic)
+        assert pipelines.smallest_side_shape(h, w, side) == tuple(
+            int(v) for v in dynamic
+        )
     image = tf.random.uniform([1, 100, 150, 3], 0, 255, seed=1)
     for size, antialiased in [((120, 180), False), ((50, 75), True)]:
         static = tf.function(lambda x: pipelines.resize(x, *size))
