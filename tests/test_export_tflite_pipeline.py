@@ -104,13 +104,16 @@ def _assert_same(got, want, relative=1e-4):
             np.testing.assert_allclose(g["boxes"], boxes[i], atol=1e-2)
 
 
+def _assert_builtin_only(content, name):
+    details = Interpreter(model_content=content)._get_ops_details()
+    ops = {op["op_name"] for op in details}
+    assert not any("Flex" in op or op == "CUSTOM" for op in ops), name
+    return ops
+
+
 def test_every_file_holds_builtin_ops_only(files):
     for name, content in files.items():
-        ops = {
-            op["op_name"]
-            for op in Interpreter(model_content=content)._get_ops_details()
-        }
-        assert not any("Flex" in op or op == "CUSTOM" for op in ops), name
+        ops = _assert_builtin_only(content, name)
         assert {"CONV_2D", "RESIZE_BILINEAR", "REVERSE_V2"} <= ops, name
         if name in ("localize", "detect"):
             assert "WHILE" in ops  # the merge is inside
@@ -184,6 +187,7 @@ def test_quantized_pipelines_agree_with_the_float_pipeline(models, scenes):
         content = tflite.convert_pipeline(
             runner, SIZE, quantize, representative=representative, merge=merged
         )
+        _assert_builtin_only(content, quantize)
         row = tflite.verify_pipeline(content, runner, scenes, SIZE, merge=merged)
         assert row["boxes"] > 8, quantize
         assert row["top1_agreement"] >= 0.75, (quantize, row)
