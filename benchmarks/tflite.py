@@ -69,16 +69,11 @@ def speed(repeats):
     representative = [
         render(0, "train", i, height=window, width=window).image for i in range(20)
     ]
-    for quantize in tflite.QUANTIZATIONS:
-        content = tflite.convert(model, quantize, representative=representative)
-        interpreter, signature = tflite.interpreter_for(content, image.shape)
-        pixels = signature["inputs"]["pixels"]
-
-        def invoke():
-            interpreter.set_tensor(pixels, image)
-            interpreter.invoke()
-
-        rows.append((f"LiteRT {quantize}", len(content), median_ms(invoke, repeats)))
+    rows += _litert_rows(
+        lambda q: tflite.convert(model, q, representative=representative),
+        image,
+        repeats,
+    )
     print(
         f"fast network, width 1, 1000 classes, one {window} px window, batch 1, "
         f"{os.cpu_count()} cores, LiteRT 2 threads, median of {repeats}\n"
@@ -103,10 +98,27 @@ def pipeline_speed(repeats):
     representative = [
         render(0, "train", i, height=size[0], width=size[1]).image for i in range(8)
     ]
+    rows += _litert_rows(
+        lambda q: tflite.convert_pipeline(
+            runner, size, q, representative=representative
+        ),
+        image,
+        repeats,
+    )
+    print(
+        f"\nfast network, whole classification pipeline in one file: scales "
+        f"{', '.join(map(str, runner.scales))}, flips, input {size[0]}x{size[1]}, "
+        f"batch 1, LiteRT 2 threads, median of {repeats}\n"
+    )
+    _table(rows, float_row=1)
+
+
+def _litert_rows(convert, image, repeats):
+    """(name, file size, median ms) of `convert(quantize)` for each
+    quantization, on LiteRT with 2 threads."""
+    rows = []
     for quantize in tflite.QUANTIZATIONS:
-        content = tflite.convert_pipeline(
-            runner, size, quantize, representative=representative
-        )
+        content = convert(quantize)
         interpreter, signature = tflite.interpreter_for(content, image.shape)
         pixels = signature["inputs"]["pixels"]
 
@@ -115,12 +127,7 @@ def pipeline_speed(repeats):
             interpreter.invoke()
 
         rows.append((f"LiteRT {quantize}", len(content), median_ms(invoke, repeats)))
-    print(
-        f"\nfast network, whole classification pipeline in one file: scales "
-        f"{', '.join(map(str, runner.scales))}, flips, input {size[0]}x{size[1]}, "
-        f"batch 1, LiteRT 2 threads, median of {repeats}\n"
-    )
-    _table(rows, float_row=1)
+    return rows
 
 
 def _table(rows, float_row):
