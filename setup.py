@@ -38,6 +38,8 @@ setup(
         "importlib_resources",
         # The stock TFLite interpreter: exports are verified on it.
         "ai-edge-litert>=2.0",
+        # The quickstart's training curves.
+        "matplotlib>=3.8",
     ],
     extras_require={
         # jax: the models are also checked on the JAX backend; pycocotools

@@ -41,3 +41,18 @@ def localization_data_dir(tmp_path_factory):
 def detection_data_dir(tmp_path_factory):
     """The built-in detection data, generated once per test session."""
     return _built_in(tmp_path_factory, "detection")
+
+
+@pytest.fixture(scope="session")
+def tfds_dir(tmp_path_factory, data_dir, localization_data_dir, detection_data_dir):
+    """One tfds folder holding the three built-in data sets of the session."""
+    root = tmp_path_factory.mktemp("tfds_all")
+    (root / "overfeat_shapes").mkdir()
+    for task, path in [
+        ("classification", data_dir),
+        ("localization", localization_data_dir),
+        ("detection", detection_data_dir),
+    ]:
+        target = os.path.join(path, "overfeat_shapes", task)
+        os.symlink(target, root / "overfeat_shapes" / task)
+    return str(root)

@@ -94,7 +94,7 @@ def test_train_errors_are_one_line(args, message, capsys):
 
 
 def test_help_of_every_subcommand(capsys):
-    for command in ("describe", "train", "evaluate", "predict"):
+    for command in ("quickstart", "describe", "train", "evaluate", "predict", "export"):
         with pytest.raises(SystemExit) as exit_info:
             cli.main([command, "--help"])
         assert exit_info.value.code == 0

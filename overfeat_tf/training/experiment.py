@@ -56,8 +56,8 @@ class Run:
         train_dataset: batches from `initial_epoch` to the last epoch (a
             `DistributedDataset` under several replicas).
         validation_dataset: center-crop validation batches (one pass).
-        callbacks: checkpoints, NaN guard, learning-rate logging, TensorBoard
-            and validation images.
+        callbacks: checkpoints, NaN guard, learning-rate logging, TensorBoard,
+            `history.csv` of the epochs and validation images.
         steps_per_epoch: optimizer steps per epoch.
         initial_epoch: the first epoch to run (> 0 when resuming).
         class_names: the data's class names.
@@ -163,9 +163,13 @@ def prepare(config: ExperimentConfig) -> Run:
     os.makedirs(config.output_dir, exist_ok=True)
     save_config(config, os.path.join(config.output_dir, "config.yaml"))
     log_dir = os.path.join(config.output_dir, "tensorboard")
-    run_callbacks.append(
-        keras.callbacks.TensorBoard(log_dir, histogram_freq=train_cfg.histogram_freq)
-    )
+    run_callbacks += [
+        keras.callbacks.TensorBoard(log_dir, histogram_freq=train_cfg.histogram_freq),
+        # Epoch figures as a table too; appended to when the run resumes.
+        keras.callbacks.CSVLogger(
+            os.path.join(config.output_dir, "history.csv"), append=True
+        ),
+    ]
     if train_cfg.image_summaries and config.task == "classify":
         images, labels = _first_examples(validation_dataset, train_cfg.image_summaries)
         run_callbacks.append(

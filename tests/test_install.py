@@ -1,0 +1,59 @@
+"""`pip install .` (not editable) into a new virtual environment gives a
+working `overfeat` that finds its recipes and exporters installed."""
+
+import os
+import subprocess
+import sys
+import sysconfig
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.slow
+def test_pip_install_gives_a_working_cli(tmp_path, tfds_dir):
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    # The dependencies come from this environment (TensorFlow again would be
+    # a 600 MB download): a .pth file puts its site-packages on the new
+    # path. Its own overfeat_tf does not come along: .pth files in a folder
+    # added that way are not processed.
+    site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    paths = sysconfig.get_paths()
+    with open(os.path.join(site, "outer_environment.pth"), "w") as f:
+        f.write(f"{paths['purelib']}\n{paths['platlib']}\n")
+    install = subprocess.run(
+        [python, "-m", "pip", "install", "--no-build-isolation", "-q", ROOT],
+        capture_output=True,
+        text=True,
+    )
+    assert install.returncode == 0, install.stderr[-3000:]
+
+    def run(*args):
+        return subprocess.run(
+            [*args], cwd=tmp_path, capture_output=True, text=True, timeout=900
+        )
+
+    where = run(python, "-c", "import overfeat_tf; print(overfeat_tf.__file__)")
+    assert where.stdout.startswith(site), where.stdout + where.stderr
+    overfeat = str(venv / "bin" / "overfeat")
+    assert run(overfeat, "--help").returncode == 0
+    out = tmp_path / "qs"
+    done = run(
+        overfeat,
+        "quickstart",
+        "--tiny",
+        "--output",
+        str(out),
+        f"data.data_dir={tfds_dir}",
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "# overfeat quickstart" in done.stdout
+    assert (out / "export" / "overfeat_pipeline_int8.tflite").exists()
