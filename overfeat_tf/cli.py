@@ -441,7 +441,6 @@ def _evaluate(args) -> str:
 
     from overfeat_tf import evaluation
     from overfeat_tf.config import load_config
-    from overfeat_tf.data import readers
 
     if args.config is None:
         raise ValueError(
@@ -451,45 +450,22 @@ def _evaluate(args) -> str:
     task = args.task or config.task
     model = _load_model(args, config)
     split = args.split or config.data.test_split
-    load = dict(data_dir=config.data.data_dir, on_bad=config.data.on_bad)
-    flips = not args.no_flips
-    if task == "detect":
-        data = readers.load_detection(config.data.source, split, **load)
-        settings = config.detect
-        results = evaluation.evaluate_detection(
-            model,
-            data.dataset,
-            evaluation.detection_protocols(model, args.scales, flips),
-            limit=args.limit,
-            merge_threshold=settings.merge_threshold,
-            min_window_score=settings.min_window_score,
-            score_threshold=settings.score_threshold,
-            max_detections=settings.max_detections,
-        )
-        table = evaluation.format_detection_table(results)
-    elif task == "localize":
+    if task == "localize":
         _require_regressor(model, args)
-        data = readers.load_detection(config.data.source, split, **load)
-        results = evaluation.evaluate_localization(
-            model,
-            data.dataset,
-            evaluation.localization_protocols(model, args.scales, flips),
-            limit=args.limit,
-            smallest_side=config.data.smallest_side,
-            top_k_classes=config.localize.top_k_classes,
-            merge_threshold=config.localize.merge_threshold,
-        )
-        table = evaluation.format_table(results, "localization error")
+    results = evaluation.evaluate_task(
+        model,
+        config,
+        task,
+        split=split,
+        scales=args.scales,
+        flips=not args.no_flips,
+        limit=args.limit,
+    )
+    if task == "detect":
+        table = evaluation.format_detection_table(results)
     else:
-        data = readers.load_classification(config.data.source, split, **load)
-        results = evaluation.evaluate_classification(
-            model,
-            data.dataset,
-            evaluation.table2_protocols(model, args.scales, flips),
-            limit=args.limit,
-            smallest_side=config.data.smallest_side,
-        )
-        table = evaluation.format_table(results)
+        metric = "localization error" if task == "localize" else "error"
+        table = evaluation.format_table(results, metric)
     where = f"{config.data.source}:{split}"
     if args.output:
         rows = [

@@ -430,3 +430,55 @@ def format_detection_table(results: Sequence[DetectionResult]) -> str:
             f"| {r.false_positives_per_empty_image:.2f} | {r.images_per_second:.1f} |"
         )
     return "\n".join(lines)
+
+
+def evaluate_task(
+    model: OverFeat,
+    config,
+    task: str,
+    *,
+    split: str | None = None,
+    scales: Sequence[int] = (1, 2, 4, 6),
+    flips: bool = True,
+    limit: int | None = None,
+) -> list:
+    """`task`'s protocols ("classify": Table 2; "localize": the localization
+    ablation; "detect": random boxes and the scales) on a split of the
+    recipe's data (`config`, an `ExperimentConfig`; default its test split),
+    with the recipe's settings. Returns `Result`s or `DetectionResult`s."""
+    from overfeat_tf.data import readers
+
+    data = config.data
+    split = split or data.test_split
+    read = dict(data_dir=data.data_dir, on_bad=data.on_bad)
+    if task == "classify":
+        dataset = readers.load_classification(data.source, split, **read).dataset
+        return evaluate_classification(
+            model,
+            dataset,
+            table2_protocols(model, scales, flips),
+            limit=limit,
+            smallest_side=data.smallest_side,
+        )
+    dataset = readers.load_detection(data.source, split, **read).dataset
+    if task == "localize":
+        return evaluate_localization(
+            model,
+            dataset,
+            localization_protocols(model, scales, flips),
+            limit=limit,
+            smallest_side=data.smallest_side,
+            top_k_classes=config.localize.top_k_classes,
+            merge_threshold=config.localize.merge_threshold,
+        )
+    settings = config.detect
+    return evaluate_detection(
+        model,
+        dataset,
+        detection_protocols(model, scales, flips),
+        limit=limit,
+        merge_threshold=settings.merge_threshold,
+        min_window_score=settings.min_window_score,
+        score_threshold=settings.score_threshold,
+        max_detections=settings.max_detections,
+    )

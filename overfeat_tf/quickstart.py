@@ -111,11 +111,15 @@ def configs(output_dir: str, mode: Mode, overrides=()) -> dict:
     classifier = os.path.join(output_dir, "classify")
     result = {}
     for task in TASKS:
-        overrides = [*mode.overrides, *mode.task_overrides.get(task, ()), *overrides]
-        overrides.append(f"output_dir={os.path.join(output_dir, task)}")
+        task_overrides = [
+            *mode.overrides,
+            *mode.task_overrides.get(task, ()),
+            *overrides,
+            f"output_dir={os.path.join(output_dir, task)}",
+        ]
         if task != "classify":
-            overrides.append(f"{task}.backbone={classifier}")
-        result[task] = load_config(RECIPES[task], overrides)
+            task_overrides.append(f"{task}.backbone={classifier}")
+        result[task] = load_config(RECIPES[task], task_overrides)
     return result
 
 
@@ -210,53 +214,15 @@ class Stages:
         return reused
 
     def _evaluate(self, task: str) -> list[dict]:
-        from overfeat_tf import evaluation
-        from overfeat_tf.data import readers
+        from overfeat_tf.evaluation import evaluate_task
 
-        config = self.tasks[task]
-        model = self._model(task)
-        limit, scales = self.mode.eval_limit, self.mode.scales
-        data = config.data
-        read = dict(data_dir=data.data_dir, on_bad=data.on_bad)
-        if task == "classify":
-            dataset = readers.load_classification(
-                data.source, data.test_split, **read
-            ).dataset
-            results = evaluation.evaluate_classification(
-                model,
-                dataset,
-                evaluation.table2_protocols(model, scales),
-                limit=limit,
-                smallest_side=data.smallest_side,
-            )
-        elif task == "localize":
-            dataset = readers.load_detection(
-                data.source, data.test_split, **read
-            ).dataset
-            results = evaluation.evaluate_localization(
-                model,
-                dataset,
-                evaluation.localization_protocols(model, scales),
-                limit=limit,
-                smallest_side=data.smallest_side,
-                top_k_classes=config.localize.top_k_classes,
-                merge_threshold=config.localize.merge_threshold,
-            )
-        else:
-            dataset = readers.load_detection(
-                data.source, data.test_split, **read
-            ).dataset
-            settings = config.detect
-            results = evaluation.evaluate_detection(
-                model,
-                dataset,
-                evaluation.detection_protocols(model, scales),
-                limit=limit,
-                merge_threshold=settings.merge_threshold,
-                min_window_score=settings.min_window_score,
-                score_threshold=settings.score_threshold,
-                max_detections=settings.max_detections,
-            )
+        results = evaluate_task(
+            self._model(task),
+            self.tasks[task],
+            task,
+            scales=self.mode.scales,
+            limit=self.mode.eval_limit,
+        )
         rows = []
         for result in results:
             row = dataclasses.asdict(result)

@@ -116,6 +116,17 @@ def test_a_second_run_reuses_every_stage(finished, tfds_dir):
     assert again["wall_seconds"] < summary["wall_seconds"]
 
 
+def test_each_stage_gets_its_own_recipe_and_overrides(tmp_path):
+    full = quickstart.configs(str(tmp_path), quickstart.FULL, ["seed=7"])
+    assert [full[t].train.epochs for t in quickstart.TASKS] == [5, 4, 3]
+    assert [full[t].task for t in quickstart.TASKS] == list(quickstart.TASKS)
+    assert full["detect"].detect.backbone == str(tmp_path / "classify")
+    assert full["localize"].output_dir == str(tmp_path / "localize")
+    assert {full[t].seed for t in quickstart.TASKS} == {7}
+    tiny = quickstart.configs(str(tmp_path), quickstart.TINY)
+    assert {tiny[t].model.width for t in quickstart.TASKS} == {0.125}
+
+
 def test_time_left_scales_the_estimates_by_the_speed_so_far():
     now = [0.0]
     lines = []
