@@ -49,7 +49,7 @@ EXAMPLES = """examples:
   overfeat export --model runs/shapes_fast_localize --model runs/shapes_fast_detect
   overfeat export --format tflite --quantize int8 --config shapes_fast
   overfeat export --format tflite --kind pipeline --config shapes_fast --scales 1,2
-  overfeat export --format tflite --kind pipeline --quantize int8 --no-merge \
+  overfeat export --format tflite --kind pipeline --quantize int8 --no-merge \\
       --config shapes_fast_detect
 """
 
@@ -133,18 +133,30 @@ def _add_model_flags(parser):
     )
 
 
-# Every parser shows the examples, line breaks kept.
-_HELP_FORMAT = {
-    "epilog": EXAMPLES,
-    "formatter_class": argparse.RawDescriptionHelpFormatter,
-}
+def _help_format(command: str | None = None) -> dict:
+    """Parser keywords: line breaks kept, and the examples of `command`
+    (every example for the top-level parser)."""
+    lines, keep = ["examples:"], False
+    for line in EXAMPLES.splitlines()[1:]:
+        if not line.startswith("      "):  # a continuation keeps the last choice
+            keep = command is None or line.split()[1] == command
+        if keep:
+            lines.append(line)
+    return {
+        "epilog": "\n".join(lines) + "\n",
+        "formatter_class": argparse.RawDescriptionHelpFormatter,
+    }
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="overfeat",
-        description="OverFeat (Sermanet et al., ICLR 2014) for Keras 3 / TensorFlow.",
-        **_HELP_FORMAT,
+        description=(
+            "OverFeat (Sermanet et al., ICLR 2014) for Keras 3 / TensorFlow. "
+            "Exit status: 0 done; 2 a bad flag, config key, file or input, "
+            "explained on one line of stderr; 1 an unexpected failure (traceback)."
+        ),
+        **_help_format(),
     )
     commands = parser.add_subparsers(dest="command", required=True)
     quickstart = commands.add_parser(
@@ -160,7 +172,7 @@ def _parser() -> argparse.ArgumentParser:
             "logs. Run it again to reuse what is finished (an interrupted "
             "training resumes); --fresh starts over."
         ),
-        **_HELP_FORMAT,
+        **_help_format("quickstart"),
     )
     quickstart.add_argument(
         "--output", default="quickstart", help="output folder (default: quickstart)"
@@ -188,7 +200,7 @@ def _parser() -> argparse.ArgumentParser:
             "output size at an input size (default: the window), its "
             "parameters and multiply-adds, and the derived geometry."
         ),
-        **_HELP_FORMAT,
+        **_help_format("describe"),
     )
     describe.add_argument("--network", choices=("fast", "accurate"), default="accurate")
     describe.add_argument(
@@ -207,7 +219,7 @@ def _parser() -> argparse.ArgumentParser:
             "OUTPUT_DIR/checkpoints every epoch; running the same command again "
             "resumes from the last one. TensorBoard logs: OUTPUT_DIR/tensorboard."
         ),
-        **_HELP_FORMAT,
+        **_help_format("train"),
     )
     train.add_argument(
         "--config",
@@ -243,7 +255,7 @@ def _parser() -> argparse.ArgumentParser:
             "--task detect: VOC AP50, COCO AP/AP50/AP75 and false positives per "
             "empty image of random boxes and of 1, 2, 4 and 6 scales."
         ),
-        **_HELP_FORMAT,
+        **_help_format("evaluate"),
     )
     _add_model_flags(evaluate)
     evaluate.add_argument("--split", help="data split (default: data.test_split)")
@@ -278,7 +290,7 @@ def _parser() -> argparse.ArgumentParser:
             "COCO results JSON [{image_id, category_id, bbox: [x, y, w, h], "
             "score}]; with --draw DIR a PNG per image with the boxes drawn."
         ),
-        **_HELP_FORMAT,
+        **_help_format("predict"),
     )
     _add_model_flags(predict)
     predict.add_argument("images", nargs="+", help="image files or folders of images")
@@ -322,7 +334,7 @@ def _parser() -> argparse.ArgumentParser:
             "greedy merge, which overfeat_tf/export/postprocess.py (NumPy) "
             "finishes."
         ),
-        **_HELP_FORMAT,
+        **_help_format("export"),
     )
     export.add_argument(
         "--format",

@@ -98,7 +98,11 @@ def test_help_of_every_subcommand(capsys):
         with pytest.raises(SystemExit) as exit_info:
             cli.main([command, "--help"])
         assert exit_info.value.code == 0
-        assert "examples:" in capsys.readouterr().out
+        examples = capsys.readouterr().out.split("examples:\n")[1].splitlines()
+        commands = [
+            line.split()[1] for line in examples if line.startswith("  overfeat")
+        ]
+        assert commands and set(commands) == {command}  # its own examples only
 
 
 def test_predict_writes_the_classifier_outputs(saved_model, tmp_path, rng, capsys):
