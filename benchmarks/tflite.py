@@ -35,11 +35,11 @@ from overfeat_tf.export import tflite  # noqa: E402
 from overfeat_tf.export.saved_model import task_of  # noqa: E402
 
 import overfeat_tf as of  # noqa: E402
-from overfeat_tf.cli import _runner  # noqa: E402
 from overfeat_tf.config import load_config  # noqa: E402
 from overfeat_tf.data import readers  # noqa: E402
 from overfeat_tf.data.pipelines import resize_smallest_side  # noqa: E402
 from overfeat_tf.data.shapes import render  # noqa: E402
+from overfeat_tf.evaluation import runner_for  # noqa: E402
 from overfeat_tf.inference import Classifier, paper_scales  # noqa: E402
 
 
@@ -148,7 +148,7 @@ def pipeline_agreement(run, config_name, limit, scales):
     options = dict(scales=paper_scales(model.geometry, scales), flips=True)
     if task != "classify":
         options.update(jit_compile=False, max_candidates=1024)
-    runner = _runner(model, task, config, options)
+    runner = runner_for(model, task, config, **options)
     size = (min(runner.scales),) * 2
     read = readers.load_classification if task == "classify" else readers.load_detection
     data = read(

@@ -504,6 +504,7 @@ def _predict(args) -> str:
 
     from overfeat_tf.config import load_config
     from overfeat_tf.data.files import image_files, read_image
+    from overfeat_tf.evaluation import runner_for
 
     config = load_config(args.config) if args.config else None
     task = args.task or (config.task if config else "classify")
@@ -518,7 +519,7 @@ def _predict(args) -> str:
     if task in ("localize", "detect"):
         return _predict_boxes(args, config, model, files, options, names, task)
 
-    classifier = _runner(model, task, config, options, args.top_k)
+    classifier = runner_for(model, task, config, top_k=args.top_k, **options)
     predictions, lines = {}, []
     for path in files:
         out = classifier(read_image(path))
@@ -533,42 +534,6 @@ def _predict(args) -> str:
     return "\n".join(lines)
 
 
-def _runner(model, task, config, options, top_k=5):
-    """The Classifier, Localizer or Detector of `task` on `model`, with the
-    recipe's settings (`config.localize` / `config.detect`) when given."""
-    if task == "detect":
-        from overfeat_tf.detector import Detector
-
-        settings = config.detect if config else None
-        keys = ("merge_threshold", "min_window_score", "score_threshold")
-        return Detector(
-            model,
-            max_detections=settings.max_detections if settings else 100,
-            **({key: getattr(settings, key) for key in keys} if settings else {}),
-            **options,
-        )
-    if task == "localize":
-        from overfeat_tf.localizer import Localizer
-
-        settings = config.localize if config else None
-        return Localizer(
-            model,
-            max_predictions=top_k,
-            **(
-                dict(
-                    top_k_classes=min(settings.top_k_classes, model.num_classes),
-                    merge_threshold=settings.merge_threshold,
-                )
-                if settings
-                else {}
-            ),
-            **options,
-        )
-    from overfeat_tf.inference import Classifier
-
-    return Classifier(model, top_k=min(top_k, model.num_classes), **options)
-
-
 def _predict_boxes(args, config, model, files, options, names, task) -> str:
     """Boxes of `files`: localize writes {image: [[class_id, score, x1, y1,
     x2, y2], ...]}, detect writes COCO results ([{image_id, category_id,
@@ -576,10 +541,11 @@ def _predict_boxes(args, config, model, files, options, names, task) -> str:
     import json
 
     from overfeat_tf.data.files import read_image
+    from overfeat_tf.evaluation import runner_for
     from overfeat_tf.visualize import draw_boxes, save_png
 
     _require_regressor(model, args)
-    predictor = _runner(model, task, config, options, args.top_k)
+    predictor = runner_for(model, task, config, top_k=args.top_k, **options)
     if task == "detect":
         count_key, score_key = "num_detections", "confidence"
     else:
@@ -722,6 +688,7 @@ def _describe(args) -> str:
 
 def _export(args) -> str:
     from overfeat_tf.config import load_config
+    from overfeat_tf.evaluation import runner_for
     from overfeat_tf.export import saved_model
 
     config = load_config(args.config, args.overrides) if args.config else None
@@ -736,7 +703,7 @@ def _export(args) -> str:
         options = dict(scales=_scales(args, model.geometry), flips=not args.no_flips)
         if task != "classify":
             options["jit_compile"] = not args.no_xla
-        runners.append(_runner(model, task, config, options))
+        runners.append(runner_for(model, task, config, **options))
     path = saved_model.export_saved_model(
         runners, args.output, model_name=args.name, version=args.version
     )
@@ -801,6 +768,7 @@ def _export_tflite(args, config) -> str:
 def _export_tflite_pipeline(args, config, model, representative) -> str:
     import json
 
+    from overfeat_tf.evaluation import runner_for
     from overfeat_tf.export import saved_model, tflite
 
     task = saved_model.task_of(model)
@@ -811,7 +779,7 @@ def _export_tflite_pipeline(args, config, model, representative) -> str:
     )
     if task != "classify":
         options.update(jit_compile=False, max_candidates=args.max_candidates)
-    runner = _runner(model, task, config, options)
+    runner = runner_for(model, task, config, **options)
     size = args.image_size or (min(runner.scales),) * 2
     merge = not args.no_merge
     content = tflite.convert_pipeline(

@@ -482,3 +482,28 @@ def evaluate_task(
         score_threshold=settings.score_threshold,
         max_detections=settings.max_detections,
     )
+
+
+def runner_for(model: OverFeat, task: str, config=None, *, top_k: int = 5, **options):
+    """The `Classifier`, `Localizer` or `Detector` of `task` on `model`, with
+    the recipe's settings (`config.localize` / `config.detect`) when a
+    config is given; `options` go to the runner (scales, flips, ...)."""
+    if task == "detect":
+        settings = config.detect if config else None
+        keys = ("merge_threshold", "min_window_score", "score_threshold")
+        return Detector(
+            model,
+            max_detections=settings.max_detections if settings else 100,
+            **({key: getattr(settings, key) for key in keys} if settings else {}),
+            **options,
+        )
+    if task == "localize":
+        settings = config.localize if config else None
+        if settings:
+            options = dict(
+                top_k_classes=min(settings.top_k_classes, model.num_classes),
+                merge_threshold=settings.merge_threshold,
+                **options,
+            )
+        return Localizer(model, max_predictions=top_k, **options)
+    return Classifier(model, top_k=min(top_k, model.num_classes), **options)

@@ -233,14 +233,14 @@ class Stages:
 
     def _runners(self):
         """The localizer and detector as the exports serve them."""
-        from overfeat_tf.cli import _runner
+        from overfeat_tf.evaluation import runner_for
         from overfeat_tf.inference import paper_scales
 
         runners = {}
         for task in ("localize", "detect"):
             model = self._model(task)
             options = dict(scales=paper_scales(model.geometry, self.mode.scales))
-            runners[task] = _runner(model, task, self.tasks[task], options)
+            runners[task] = runner_for(model, task, self.tasks[task], **options)
         return runners
 
     def export(self):

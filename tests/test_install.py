@@ -2,6 +2,7 @@
 working `overfeat` that finds its recipes and exporters installed."""
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -29,8 +30,17 @@ def test_pip_install_gives_a_working_cli(tmp_path, tfds_dir):
     paths = sysconfig.get_paths()
     with open(os.path.join(site, "outer_environment.pth"), "w") as f:
         f.write(f"{paths['purelib']}\n{paths['platlib']}\n")
+    # From a copy of the sources: building in place would leave build/ there.
+    source = tmp_path / "source"
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".*", "build", "runs", "exports", "quickstart", "*.egg-info", "__pycache__"
+        ),
+    )
     install = subprocess.run(
-        [python, "-m", "pip", "install", "--no-build-isolation", "-q", ROOT],
+        [python, "-m", "pip", "install", "--no-build-isolation", "-q", str(source)],
         capture_output=True,
         text=True,
     )
