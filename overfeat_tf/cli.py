@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -54,6 +55,18 @@ EXAMPLES = """examples:
 """
 
 TASKS = ("classify", "localize", "detect")
+OVERRIDE = re.compile(r"^[A-Za-z_]\w*(\.\w+)*=")
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors on one line of stderr, with where to look, exit status 2;
+    flags spelt out in full, so that adding one never breaks a command line."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, allow_abbrev=False, **kwargs)
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _image_size(text: str) -> tuple[int, int]:
@@ -149,7 +162,7 @@ def _help_format(command: str | None = None) -> dict:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="overfeat",
         description=(
             "OverFeat (Sermanet et al., ICLR 2014) for Keras 3 / TensorFlow. "
@@ -238,7 +251,9 @@ def _parser() -> argparse.ArgumentParser:
         choices=("default", "one_device", "mirrored", "multi_worker", "tpu"),
         help="tf.distribute strategy (overrides train.strategy)",
     )
-    train.add_argument("--output-dir", help="run folder (overrides output_dir)")
+    train.add_argument(
+        "--output-dir", "--output", help="run folder (overrides output_dir)"
+    )
     train.add_argument(
         "overrides", nargs="*", metavar="KEY=VALUE", help="config overrides"
     )
@@ -293,7 +308,13 @@ def _parser() -> argparse.ArgumentParser:
         **_help_format("predict"),
     )
     _add_model_flags(predict)
-    predict.add_argument("images", nargs="+", help="image files or folders of images")
+    predict.add_argument(
+        "images",
+        nargs="+",
+        metavar="IMAGE|KEY=VALUE",
+        help="image files or folders of images, and config overrides (with "
+        "--config), e.g. detect.score_threshold=0.3",
+    )
     _add_scale_flags(predict, "Table 5 scale numbers, e.g. 1,2,4,6 (default: all 6)")
     predict.add_argument("--stride", choices=("fine", "coarse"), default="fine")
     predict.add_argument("--no-flips", action="store_true", help="no mirrored images")
@@ -416,7 +437,26 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument(
         "overrides", nargs="*", metavar="KEY=VALUE", help="config overrides"
     )
+    for command in commands.choices.values():
+        command.set_defaults(command_parser=command)
     return parser
+
+
+def _config(args, required: bool = False):
+    """The --config recipe with the KEY=VALUE overrides, or None without one."""
+    from overfeat_tf.config import load_config
+
+    if args.config is None:
+        if required:
+            raise ValueError(
+                "give --config NAME: the recipe names the data and the run folder"
+            )
+        if args.overrides:
+            raise ValueError(
+                f"KEY=VALUE overrides need --config; got {' '.join(args.overrides)}"
+            )
+        return None
+    return load_config(args.config, args.overrides)
 
 
 def _load_model(args, config, path=None):
@@ -452,13 +492,8 @@ def _evaluate(args) -> str:
     import json
 
     from overfeat_tf import evaluation
-    from overfeat_tf.config import load_config
 
-    if args.config is None:
-        raise ValueError(
-            "give --config NAME: the recipe names the data and the run folder"
-        )
-    config = load_config(args.config, args.overrides)
+    config = _config(args, required=True)
     task = args.task or config.task
     model = _load_model(args, config)
     split = args.split or config.data.test_split
@@ -502,13 +537,22 @@ def _require_regressor(model, args):
 def _predict(args) -> str:
     import json
 
-    from overfeat_tf.config import load_config
     from overfeat_tf.data.files import image_files, read_image
     from overfeat_tf.evaluation import runner_for
 
-    config = load_config(args.config) if args.config else None
+    # A positional argument is an override when it reads KEY=VALUE and is
+    # not a file: "a=b.jpg" stays an image.
+    args.overrides = [
+        item
+        for item in args.images
+        if OVERRIDE.match(item) and not os.path.exists(item)
+    ]
+    images = [item for item in args.images if item not in args.overrides]
+    config = _config(args)
     task = args.task or (config.task if config else "classify")
-    files = image_files(args.images)
+    if not images:
+        raise ValueError("give at least one image file or folder")
+    files = image_files(images)
     model = _load_model(args, config)
     options = dict(
         scales=_scales(args, model.geometry),
@@ -687,13 +731,10 @@ def _describe(args) -> str:
 
 
 def _export(args) -> str:
-    from overfeat_tf.config import load_config
     from overfeat_tf.evaluation import runner_for
     from overfeat_tf.export import saved_model
 
-    config = load_config(args.config, args.overrides) if args.config else None
-    if args.overrides and config is None:
-        raise ValueError("KEY=VALUE overrides need --config")
+    config = _config(args)
     if args.format == "tflite":
         return _export_tflite(args, config)
     runners = []
@@ -816,8 +857,9 @@ def _export_tflite_pipeline(args, config, model, representative) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
+    args, unknown = _parser().parse_known_args(argv)
+    if unknown:
+        args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     command = {
         "quickstart": _quickstart,
         "describe": _describe,

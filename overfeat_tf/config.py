@@ -527,9 +527,13 @@ def _resolve(path_or_name: str | os.PathLike):
     bundled = _bundled_dir() / (name if name.endswith(".yaml") else name + ".yaml")
     if os.sep not in name and "/" not in name and bundled.is_file():
         return bundled
+    looks_like_a_path = (
+        "/" in name or os.sep in name or name.endswith((".yaml", ".yml"))
+    )
+    what = f"No config file at {name!r}" if looks_like_a_path else f"No recipe {name!r}"
     raise FileNotFoundError(
-        "load_config expects a YAML file or the name of a bundled recipe "
-        f"({', '.join(bundled_recipes())}). Received: path_or_name={name!r}"
+        f"{what}: load_config takes a YAML file or the name of a bundled recipe "
+        f"({', '.join(bundled_recipes())})"
     )
 
 

@@ -175,3 +175,92 @@ def test_evaluate_prints_table2(saved_model, data_dir, tmp_path, capsys):
     missing = ["evaluate", "--config", "tiny", f"output_dir={tmp_path / 'empty'}"]
     assert cli.main(missing) == 2
     assert "train it first: overfeat train --config tiny" in capsys.readouterr().err
+
+
+COMMANDS = ("quickstart", "describe", "train", "evaluate", "predict", "export")
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_bad_flags_are_one_line_errors(command, capsys):
+    needed = {"train": ["--config", "tiny"], "predict": ["x.png"]}.get(command, [])
+    for bad in (["--bogus"], ["--conf", "tiny"]):  # unknown, and not abbreviated
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main([command, *needed, *bad])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1, err
+        assert err.startswith(f"overfeat {command}: error: unrecognized arguments:")
+        assert bad[0] in err and err.endswith(f"(see overfeat {command} --help)\n")
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["trian"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'trian'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "predict", "export"])
+def test_bad_override_keys_name_the_key(command, saved_model, tmp_path, capsys):
+    _, run = saved_model
+    args = {
+        "train": [],
+        "evaluate": ["--model", str(run)],
+        "predict": ["--model", str(run), str(tmp_path)],
+        "export": ["--model", str(run), "--output", str(tmp_path)],
+    }[command]
+    assert cli.main([command, "--config", "tiny", *args, "train.epoch=3"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"overfeat {command}: error:") and err.count("\n") == 1
+    assert "unknown key 'train.epoch'" in err and "epochs" in err  # the valid keys
+    if command != "train":  # overrides without a recipe to apply them to
+        assert cli.main([command, *args, "train.epochs=3"]) == 2
+        err = capsys.readouterr().err
+        assert ("overrides need --config" in err) != (command == "evaluate")
+        assert "give --config" in err or "train.epochs=3" in err
+
+
+def test_missing_files_are_named(tmp_path, capsys):
+    recipe, data, classifier = (str(tmp_path / n) for n in ("r.yaml", "d", "c"))
+    model = str(tmp_path / "m.keras")
+    cases = [
+        (["train", "--config", recipe], f"No config file at '{recipe}'"),
+        (["train", "--config", "shapes_fats"], "No recipe 'shapes_fats'"),
+        (
+            ["train", "--config", "shapes_fast", f"data.source={data}"],
+            f"this directory does not exist. Received: source='{data}'",
+        ),
+        (
+            [
+                "train",
+                "--config",
+                "shapes_fast_localize",
+                f"localize.backbone={classifier}",
+            ],
+            f"localize.backbone: No trained model at {classifier}. Train",
+        ),
+        (
+            ["evaluate", "--config", "tiny", "--model", model],
+            f"No trained model at {model}; pass --model",
+        ),
+        (["export", "--model", model], f"No trained model at {model}"),
+    ]
+    for args, message in cases:
+        assert cli.main(args) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, err
+
+
+def test_predict_tells_overrides_from_images(saved_model, tmp_path, capsys):
+    _, run = saved_model
+    image = tmp_path / "k=v.png"  # a file whose name reads like an override
+    Image.fromarray(np.zeros((240, 240, 3), np.uint8)).save(image)
+    output = tmp_path / "p.json"
+    args = ["predict", "--model", str(run), "--scales", "1", "--output", str(output)]
+    assert cli.main([*args, "--config", "tiny", str(image), "seed=3"]) == 0
+    assert list(json.loads(output.read_text())) == [str(image)]
+    capsys.readouterr()
+    assert cli.main([*args, str(image), "seed=3"]) == 2  # an override, not an image
+    assert "overrides need --config; got seed=3" in capsys.readouterr().err
+
+
+def test_train_output_is_output_dir():
+    args = cli._parser().parse_args(["train", "--config", "tiny", "--output", "r1"])
+    assert args.output_dir == "r1"

@@ -86,6 +86,7 @@ class Run:
             "validation_data": self.validation_dataset,
             "validation_steps": self.config.train.validation_steps,
             "callbacks": self.callbacks,
+            "shuffle": False,  # the pipelines shuffle; Keras would warn
         }
 
 
@@ -275,7 +276,7 @@ def localization_parts(config: ExperimentConfig) -> _Task:
             "localize.backbone to its model.keras or run folder (e.g. "
             "localize.backbone=runs/shapes_fast)."
         )
-    backbone = of.load_model(settings.backbone)
+    backbone = _load_backbone("localize.backbone", settings.backbone)
     train_data = _load(config, config.data.train_split)
     validation_data = _load(config, config.data.validation_split)
     if tuple(backbone.class_names or ()) != tuple(train_data.class_names):
@@ -338,7 +339,7 @@ def detection_parts(config: ExperimentConfig) -> _Task:
     names = tuple(train_data.class_names)
     backbone = None
     if settings.backbone is not None:
-        backbone = of.load_model(settings.backbone)
+        backbone = _load_backbone("detect.backbone", settings.backbone)
         if tuple(backbone.class_names or ()) != names:
             raise ValueError(
                 f"The backbone {settings.backbone} was trained on the classes "
@@ -393,6 +394,17 @@ def detection_parts(config: ExperimentConfig) -> _Task:
         targets,
         base_side=config.data.smallest_side,
     )
+
+
+def _load_backbone(key: str, path: str) -> of.OverFeat:
+    """The classifier a run starts from; a missing one names the config key."""
+    try:
+        return of.load_model(path)
+    except FileNotFoundError as error:
+        raise FileNotFoundError(
+            f"{key}: {error}. Train that classifier first, or set {key} to a "
+            "model.keras file or a run folder."
+        ) from None
 
 
 def _box_task(
