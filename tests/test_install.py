@@ -1,5 +1,6 @@
 """`pip install .` (not editable) into a new virtual environment gives a
-working `overfeat` that finds its recipes and exporters installed."""
+working `overfeat` that finds its recipes and exporters installed; `pip
+uninstall` removes it all and a reinstall works."""
 
 import os
 import shutil
@@ -39,17 +40,17 @@ def test_pip_install_gives_a_working_cli(tmp_path, tfds_dir):
             ".*", "build", "runs", "exports", "quickstart", "*.egg-info", "__pycache__"
         ),
     )
-    install = subprocess.run(
-        [python, "-m", "pip", "install", "--no-build-isolation", "-q", str(source)],
-        capture_output=True,
-        text=True,
-    )
-    assert install.returncode == 0, install.stderr[-3000:]
 
     def run(*args):
         return subprocess.run(
             [*args], cwd=tmp_path, capture_output=True, text=True, timeout=900
         )
+
+    def pip(*args):
+        done = run(python, "-m", "pip", *args)
+        assert done.returncode == 0, done.stderr[-3000:]
+
+    pip("install", "--no-build-isolation", "-q", str(source))
 
     where = run(python, "-c", "import overfeat_tf; print(overfeat_tf.__file__)")
     assert where.stdout.startswith(site), where.stdout + where.stderr
@@ -67,3 +68,13 @@ def test_pip_install_gives_a_working_cli(tmp_path, tfds_dir):
     assert done.returncode == 0, done.stderr[-3000:]
     assert "# overfeat quickstart" in done.stdout
     assert (out / "export" / "overfeat_pipeline_int8.tflite").exists()
+
+    # Uninstalling leaves nothing behind; installing again works again.
+    pip("uninstall", "-y", "-q", "overfeat-tf")
+    assert not os.path.exists(overfeat)
+    assert not [name for name in os.listdir(site) if name.startswith("overfeat")]
+    assert run(python, "-c", "import overfeat_tf").returncode != 0
+    pip("install", "--no-build-isolation", "-q", str(source))
+    recipe = "from overfeat_tf.config import load_config; load_config('tiny')"
+    assert run(python, "-c", recipe).returncode == 0
+    assert run(overfeat, "--help").returncode == 0

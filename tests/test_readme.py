@@ -1,0 +1,118 @@
+"""README's script examples run as written, on a folder of built-in images
+(the paths and step counts swapped for small ones)."""
+
+import os
+import re
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+from PIL import Image
+
+import overfeat_tf as of
+from overfeat_tf.data import shapes
+
+README = os.path.join(os.path.dirname(os.path.dirname(__file__)), "README.md")
+MARKER = "<!-- tests/test_readme.py runs this block"
+
+
+def _blocks():
+    """The Python blocks README marks as run by this file, in order."""
+    text = open(README, encoding="utf-8").read()
+    pattern = re.escape(MARKER) + r"[^\n]*-->\n```python\n(.*?)```"
+    return re.findall(pattern, text, re.DOTALL)
+
+
+def _swap(code, replacements):
+    for old, new in replacements.items():
+        assert old in code, f"README's example no longer holds {old!r}"
+        code = code.replace(old, new)
+    return code
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory, data_dir):
+    """root/{train,validation}/<class>/<n>.png from the built-in data, and a
+    second root of 5 other classes."""
+    root = tmp_path_factory.mktemp("images")
+    examples = tfds.as_numpy(
+        tfds.load(
+            "overfeat_shapes/classification", split="train[:60]", data_dir=data_dir
+        )
+    )
+    for n, example in enumerate(examples):
+        name = shapes.CLASS_NAMES[example["label"]]
+        for split in ("train", "validation"):
+            for folder in ("flowers", "other"):
+                if folder == "other" and example["label"] >= 5:
+                    continue
+                path = root / folder / split / name
+                path.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(example["image"]).save(path / f"{n}.png")
+    return root
+
+
+def test_readme_examples_run(image_folder, tmp_path, monkeypatch):
+    own_data, recipe, features = _blocks()
+    monkeypatch.chdir(tmp_path)
+    flowers, other = str(image_folder / "flowers"), str(image_folder / "other")
+
+    scope = {}
+    exec(
+        _swap(
+            own_data,
+            {
+                '"/data/flowers"': repr(flowers),
+                "steps_per_epoch=200": "steps_per_epoch=2",
+                "epochs=10": "epochs=1",
+            },
+        ),
+        scope,
+    )
+    trained = of.load_model("runs/flowers")
+    classes = sorted(os.listdir(os.path.join(flowers, "train")))
+    assert list(trained.class_names) == classes == list(scope["train"].class_names)
+    np.testing.assert_array_equal(
+        trained.get_layer("fc8").kernel.numpy(),
+        scope["model"].get_layer("fc8").kernel.numpy(),
+    )
+    assert os.listdir("runs/flowers/tensorboard")
+
+    scope = {}
+    exec(
+        _swap(
+            recipe,
+            {
+                '"shapes_fast"': '"tiny"',
+                "/data/flowers": flowers,
+                "runs/flowers": "runs/recipe",
+            },
+        ),
+        scope,
+    )
+    assert scope["run"].class_names == tuple(classes)
+    assert os.path.exists("runs/recipe/model.keras")
+    assert os.listdir("runs/recipe/checkpoints")
+
+    before = of.load_model("runs/flowers").get_layer("conv1").kernel.numpy()
+    scope = {}
+    exec(
+        _swap(
+            features,
+            {
+                '"/data/other_classes"': repr(other),
+                "steps_per_epoch=100": "steps_per_epoch=2",
+                "epochs=3": "epochs=1",
+            },
+        ),
+        scope,
+    )
+    window = scope["features"](np.zeros((1, 231, 231, 3), "float32"))
+    image_map = scope["features"](np.zeros((1, 256, 320, 3), "float32"))
+    assert window.shape == (1, 6, 6, 256) and image_map.shape == (1, 6, 8, 256)
+    # The head trained; the frozen features did not move.
+    assert len(scope["head"].trainable_weights) == 2
+    assert np.isfinite(scope["head"].history.history["loss"]).all()
+    np.testing.assert_array_equal(
+        scope["backbone"].get_layer("conv1").kernel.numpy(), before
+    )
