@@ -37,6 +37,7 @@ EXAMPLES = """examples:
   overfeat describe --network fast
   overfeat describe --network accurate --image-size 461x569 --stride fine
   overfeat describe --network accurate --width 0.125 --num-classes 10
+  overfeat describe --model runs/shapes_fast --image-size 256x320
   overfeat train --config shapes_accurate
   overfeat train --config configs/paper_fast.yaml --strategy mirrored train.epochs=2
   overfeat train --config shapes_fast --output-dir runs/try1 model.width=0.5
@@ -222,6 +223,11 @@ def _parser() -> argparse.ArgumentParser:
     describe.add_argument("--stride", choices=("coarse", "fine"), default="coarse")
     describe.add_argument("--width", type=_positive_float, default=1.0)
     describe.add_argument("--num-classes", type=_positive_int, default=1000)
+    describe.add_argument(
+        "--model",
+        help="a saved model (.keras) or run folder: its network, width and "
+        "classes instead of --network, --width and --num-classes",
+    )
 
     train = commands.add_parser(
         "train",
@@ -471,7 +477,7 @@ def _load_model(args, config, path=None):
     except FileNotFoundError as error:
         hint = (
             f"train it first: overfeat train --config {args.config}"
-            if args.config and not args.model
+            if getattr(args, "config", None) and not args.model
             else "pass --model with a .keras file or a run folder"
         )
         raise FileNotFoundError(f"{error}; {hint}") from None
@@ -674,6 +680,10 @@ def _describe(args) -> str:
 
     import overfeat_tf as of
 
+    if args.model:
+        saved = _load_model(args, None)
+        args.network, args.width = saved.spec.name, saved.width
+        args.num_classes = saved.num_classes
     builder = of.overfeat_fast if args.network == "fast" else of.overfeat_accurate
     model = builder(args.num_classes, width=args.width, stride=args.stride)
     spec, g = model.spec, model.geometry

@@ -264,3 +264,15 @@ def test_predict_tells_overrides_from_images(saved_model, tmp_path, capsys):
 def test_train_output_is_output_dir():
     args = cli._parser().parse_args(["train", "--config", "tiny", "--output", "r1"])
     assert args.output_dir == "r1"
+
+
+def test_describe_a_saved_model(saved_model, tmp_path, capsys):
+    _, run = saved_model
+    assert cli.main(["describe", "--model", str(run), "--image-size", "256x320"]) == 0
+    from_model = capsys.readouterr().out
+    flags = ["--network", "fast", "--width", str(TINY), "--num-classes", "10"]
+    assert cli.main(["describe", *flags, "--image-size", "256x320"]) == 0
+    assert from_model == capsys.readouterr().out
+    assert f"width {TINY:g}, 10 classes" in from_model
+    assert cli.main(["describe", "--model", str(tmp_path / "none")]) == 2
+    assert f"No trained model at {tmp_path / 'none'}" in capsys.readouterr().err
