@@ -543,7 +543,7 @@ def _require_regressor(model, args):
 def _predict(args) -> str:
     import json
 
-    from overfeat_tf.data.files import image_files, read_image
+    from overfeat_tf.data.files import image_files
     from overfeat_tf.evaluation import runner_for
 
     # A positional argument is an override when it reads KEY=VALUE and is
@@ -571,8 +571,8 @@ def _predict(args) -> str:
 
     classifier = runner_for(model, task, config, top_k=args.top_k, **options)
     predictions, lines = {}, []
-    for path in files:
-        out = classifier(read_image(path))
+    for path, image in _each_image(files):
+        out = classifier(image)
         ids = out["top_k_ids"].numpy().tolist()
         probs = out["top_k_probabilities"].numpy().tolist()
         predictions[path] = [[i, names[i], p] for i, p in zip(ids, probs)]
@@ -584,13 +584,26 @@ def _predict(args) -> str:
     return "\n".join(lines)
 
 
+def _each_image(files):
+    """(path, pixels) of each file, with a progress bar over them on a
+    terminal (none in output piped to a file)."""
+    import keras
+
+    from overfeat_tf.data.files import read_image
+
+    verbose = int(sys.stdout.isatty())
+    progress = keras.utils.Progbar(len(files), unit_name="image", verbose=verbose)
+    for i, path in enumerate(files):
+        yield path, read_image(path)
+        progress.update(i + 1)
+
+
 def _predict_boxes(args, config, model, files, options, names, task) -> str:
     """Boxes of `files`: localize writes {image: [[class_id, score, x1, y1,
     x2, y2], ...]}, detect writes COCO results ([{image_id, category_id,
     bbox: [x, y, w, h], score}]); both can draw PNGs."""
     import json
 
-    from overfeat_tf.data.files import read_image
     from overfeat_tf.evaluation import runner_for
     from overfeat_tf.visualize import draw_boxes, save_png
 
@@ -603,8 +616,7 @@ def _predict_boxes(args, config, model, files, options, names, task) -> str:
     if args.draw:
         os.makedirs(args.draw, exist_ok=True)
     predictions, results, lines = {}, [], []
-    for path in files:
-        image = read_image(path)
+    for path, image in _each_image(files):
         out = predictor(image)
         count = int(out[count_key])
         classes = out["classes"].numpy()[:count].tolist()
