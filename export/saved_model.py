@@ -175,17 +175,28 @@ def _from_bytes(graph, max_pixels):
 
 
 def decode(data, max_pixels: int = MAX_PIXELS):
-    """Encoded image bytes -> float32 [H, W, 3], after checking them."""
-    tf.debugging.assert_greater(
-        tf.strings.length(data), 0, message="image_bytes holds an empty string"
-    )
+    """Encoded image bytes -> float32 [H, W, 3], after checking them.
+
+    The decoder waits for the checks: in a graph nothing else orders a
+    stateless decode after the asserts, and a huge header must fail before
+    anything is allocated (and with the header's message).
+    """
+    checks = [
+        tf.debugging.assert_greater(
+            tf.strings.length(data), 0, message="image_bytes holds an empty string"
+        )
+    ]
     height, width = header_size(data)
-    tf.debugging.assert_less_equal(
-        height * width,
-        tf.constant(max_pixels, tf.int64),
-        message=f"image_bytes holds an image of more than {max_pixels} pixels "
-        "(by its header)",
+    checks.append(
+        tf.debugging.assert_less_equal(
+            height * width,
+            tf.constant(max_pixels, tf.int64),
+            message=f"image_bytes holds an image of more than {max_pixels} pixels "
+            "(by its header)",
+        )
     )
+    with tf.control_dependencies([c for c in checks if c is not None]):  # None: eager
+        data = tf.identity(data)
     image = tf.io.decode_image(data, channels=3, expand_animations=False)
     return tf.cast(image, tf.float32)
 

@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 from helpers import TINY
 from overfeat_tf.export import saved_model
-from overfeat_tf.export.saved_model import export_saved_model, header_size
+from overfeat_tf.export.saved_model import decode, export_saved_model, header_size
 from PIL import Image
 
 import overfeat_tf as of
@@ -250,6 +250,23 @@ def test_bad_bytes_fail_the_request_not_the_process(exported, images):
     # The process goes on serving.
     fine = classify(image_bytes=tf.constant([_png(images[0])]))
     assert fine["classes"].shape == (1, 5)
+
+
+def test_the_decoder_waits_for_the_checks():
+    """In a graph only dependencies order ops: the decoder must come after the
+    empty-string and header asserts, or a huge header may reach it first."""
+    graph = tf.function(decode).get_concrete_function(tf.TensorSpec([], tf.string))
+    operations = graph.graph.get_operations()
+    (decoder,) = [op for op in operations if op.type == "DecodeImage"]
+    upstream, stack = set(), [decoder]
+    while stack:
+        op = stack.pop()
+        for parent in [t.op for t in op.inputs] + list(op.control_inputs):
+            if parent not in upstream:
+                upstream.add(parent)
+                stack.append(parent)
+    checks = [op for op in operations if op.type in ("Assert", "If")]
+    assert len(checks) == 2 and all(check in upstream for check in checks)
 
 
 def test_header_size_reads_png_and_jpeg():
