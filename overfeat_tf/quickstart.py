@@ -158,10 +158,18 @@ def run(
         ("report", stages.report),
     ]
     progress = _Progress([name for name, _ in steps], mode.estimates, log)
+    # What each stage took when it last ran: a rerun that reuses it keeps it.
+    ran, reused = stages.summary.setdefault("stage_seconds", {}), []
     for name, step in steps:
         progress.start(name)
-        progress.finish(name, reused=step())
+        was_reused = step()
+        took = progress.finish(name, reused=was_reused)
+        if was_reused:
+            reused.append(name)
+        else:
+            ran[name] = round(took, 1)
     stages.summary["wall_seconds"] = round(progress.elapsed(), 1)
+    stages.summary["reused_stages"] = reused
     stages.write_summary()
     took = _duration(progress.elapsed())
     log(f"quickstart finished in {took}: {output_dir}/summary.md")
@@ -342,7 +350,8 @@ class _Progress:
         index = f"[{self.names.index(name) + 1}/{len(self.names)}]"
         self.log(f"{index} {name} ({_duration(self.elapsed())} in{eta})")
 
-    def finish(self, name: str, reused: bool):
+    def finish(self, name: str, reused: bool) -> float:
+        """Logs a reused stage; returns the seconds the stage took."""
         took = self.clock() - self.stage_start
         self.remaining.remove(name)
         if reused:
@@ -350,6 +359,7 @@ class _Progress:
         elif name in self.estimates:
             self.spent += took
             self.estimated += self.estimates[name]
+        return took
 
 
 def _duration(seconds: float) -> str:

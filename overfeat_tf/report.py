@@ -116,12 +116,25 @@ def training_curves(histories: dict, path: str) -> None:
 def summary_markdown(summary: dict, output_dir: str) -> str:
     """The quickstart's summary (see `quickstart.run`) as markdown."""
     tiny = bool(summary.get("tiny"))
+    wall = summary.get("wall_seconds", float("nan"))
+    reused = summary.get("reused_stages") or []
+    stages = summary.get("stage_seconds", {})
+    timing = f"Wall time {wall:.0f} s"
+    if reused:
+        timing = (
+            f"This run took {wall:.0f} s, reusing {len(reused)} finished stages; "
+            f"the stages took {sum(stages.values()):.0f} s when they ran"
+        )
     lines = [
         "# overfeat quickstart",
         "",
-        f"Wall time {summary.get('wall_seconds', float('nan')):.0f} s"
+        timing
         + (" (tiny mode: a few steps per stage, figures meaningless)" * tiny)
         + f". TensorBoard: `tensorboard --logdir {output_dir}`.",
+        "",
+        "Seconds per stage: "
+        + ", ".join(f"{name} {seconds:.0f}" for name, seconds in stages.items())
+        + ".",
         "",
         "## Training (last epoch)",
         "",

@@ -114,6 +114,16 @@ def test_a_second_run_reuses_every_stage(finished, tfds_dir):
     assert again["evaluation"] == summary["evaluation"]
     assert again["training"] == summary["training"]
     assert again["wall_seconds"] < summary["wall_seconds"]
+    # Each stage keeps the time it took when it ran; only the report re-ran.
+    assert summary["reused_stages"] == [] and len(summary["stage_seconds"]) == 8
+    assert sum(summary["stage_seconds"].values()) <= summary["wall_seconds"]
+    assert again["reused_stages"] == list(summary["stage_seconds"])[:7]
+    for name in again["reused_stages"]:
+        assert again["stage_seconds"][name] == summary["stage_seconds"][name]
+    markdown = open(os.path.join(out, "summary.md")).read()
+    assert (
+        f"This run took {again['wall_seconds']:.0f} s, reusing 7 finished" in markdown
+    )
 
 
 def test_each_stage_gets_its_own_recipe_and_overrides(tmp_path):
