@@ -477,7 +477,7 @@ def _load_model(args, config, path=None):
     except FileNotFoundError as error:
         hint = (
             f"train it first: overfeat train --config {args.config}"
-            if getattr(args, "config", None) and not args.model
+            if config is not None and not args.model
             else "pass --model with a .keras file or a run folder"
         )
         raise FileNotFoundError(f"{error}; {hint}") from None
