@@ -82,17 +82,27 @@ class ModelConfig:
             see `overfeat_tf.OverFeat` for why He-normal is the default.
         dropout: dropout rate before the classifier's layers 6 and 7, in
             [0, 1). Default 0.5 (section 3.1).
+        normalization: `"none"` (default, the paper's network) or
+            `"batch"`: batch normalization between every hidden convolution
+            and its ReLU (a departure that the small recipes take; see
+            `overfeat_tf.OverFeat`).
     """
 
     network: Literal["fast", "accurate"] = "accurate"
     width: float = 1.0
     initializer: str = "he_normal"
     dropout: float = 0.5
+    normalization: Literal["none", "batch"] = "none"
 
     def __post_init__(self):
         _check_choices(self)
         _require(self, "width", self.width > 0, "> 0")
         _require(self, "dropout", 0 <= self.dropout < 1, "in [0, 1)")
+
+    @property
+    def normalization_layer(self) -> str | None:
+        """`normalization` as `OverFeat` takes it (None for `"none"`)."""
+        return None if self.normalization == "none" else self.normalization
 
     @property
     def spec(self) -> architectures.OverFeatSpec:
@@ -116,9 +126,19 @@ class DataConfig:
         smallest_side: images are resized so that their smaller side is this
             many pixels before the random window crops; at least the
             network's window. Default 256 (section 3.1).
+        scale_range: scale augmentation for classification training: each
+            training image is resized to a random smaller side in [low,
+            high] pixels (both >= the window) instead of `smallest_side`,
+            so that objects are also learnt at the sizes the larger test
+            scales show them at. None (default): the paper's fixed
+            `smallest_side`. Validation and tests use `smallest_side`.
         crops_per_image: random window crops taken from each decoded image
             (>= 1). Default 1.
         shuffle_buffer: elements in the shuffle buffer (>= 1). Default 1024.
+        cache: keep the decoded training images in memory after the first
+            epoch, so later epochs skip reading and decoding them. Only for
+            data sets that fit in memory (the built-in one: about 1.4 GB).
+            Default False.
         on_bad: what a reader does with an undecodable image or record:
             `"error"` (default) raises, `"skip"` logs and drops it.
     """
@@ -129,14 +149,23 @@ class DataConfig:
     validation_split: str = "validation"
     test_split: str = "test"
     smallest_side: int = 256
+    scale_range: tuple[int, ...] | None = None
     crops_per_image: int = 1
     shuffle_buffer: int = 1024
+    cache: bool = False
     on_bad: Literal["error", "skip"] = "error"
 
     def __post_init__(self):
         _check_choices(self)
         for name in ("smallest_side", "crops_per_image", "shuffle_buffer"):
             _require(self, name, getattr(self, name) >= 1, ">= 1")
+        scales = self.scale_range
+        _require(
+            self,
+            "scale_range",
+            scales is None or (len(scales) == 2 and 1 <= scales[0] <= scales[1]),
+            "None or two sizes [low, high] in pixels with 1 <= low <= high",
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,6 +202,11 @@ class TrainConfig:
             `lr_decay_factor`; strictly increasing, each >= 1. Default
             (30, 50, 60, 70, 80).
         lr_decay_factor: the factor, in (0, 1]. Default 0.5.
+        lr_schedule: `"step"` (default, the paper's: `lr_decay_epochs` and
+            `lr_decay_factor`) or `"cosine"` (a half cosine from the rate to
+            0 over `epochs`; the decay keys are then unused).
+        label_smoothing: probability of the target spread over all classes
+            (Szegedy et al. 2016), in [0, 1). Default 0 (the paper's loss).
         warmup_epochs: epochs over which the rate rises linearly from 0
             (Goyal et al. 2017); >= 0. Default 0 (the paper has none). A
             network without normalization layers can lose most of its
@@ -208,6 +242,8 @@ class TrainConfig:
     weight_decay: float = 1e-5
     lr_decay_epochs: tuple[int, ...] = (30, 50, 60, 70, 80)
     lr_decay_factor: float = 0.5
+    lr_schedule: Literal["step", "cosine"] = "step"
+    label_smoothing: float = 0.0
     warmup_epochs: float = 0.0
     lr_scaling: Literal["none", "linear"] = "none"
     reference_batch_size: int = 128
@@ -239,6 +275,8 @@ class TrainConfig:
         )
         _require(self, "lr_decay_factor", 0 < self.lr_decay_factor <= 1, "in (0, 1]")
         _require(self, "warmup_epochs", self.warmup_epochs >= 0, ">= 0")
+        smoothing = self.label_smoothing
+        _require(self, "label_smoothing", 0 <= smoothing < 1, "in [0, 1)")
         for name in ("steps_per_epoch", "validation_steps", "checkpoint_every_steps"):
             value = getattr(self, name)
             _require(self, name, value is None or value >= 1, "None or >= 1")
@@ -414,6 +452,12 @@ class ExperimentConfig:
                     f"of the {self.model.network} network ({window} px). Received: "
                     f"{section}.image_size={size}"
                 )
+        if self.data.scale_range and self.data.scale_range[0] < window:
+            raise ValueError(
+                "ExperimentConfig.data.scale_range must start at the window "
+                f"of the {self.model.network} network ({window} px) or above. "
+                f"Received: data.scale_range={list(self.data.scale_range)}"
+            )
         if self.data.smallest_side < window:
             raise ValueError(
                 "ExperimentConfig.data.smallest_side must be >= the window of "

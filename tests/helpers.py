@@ -23,6 +23,26 @@ def sharpened(model, seed=3):
     return model
 
 
+def normalized(builder, *args, seed=5, **kwargs):
+    """A model of `builder` with batch normalization whose statistics and
+    affine terms are random (fresh ones are the identity, which would hide a
+    normalization layer skipped or misplaced)."""
+    model = builder(*args, normalization="batch", **kwargs)
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            shape = layer.gamma.shape
+            layer.set_weights(
+                [
+                    rng.uniform(0.5, 2.0, shape),  # gamma
+                    rng.normal(0.0, 0.5, shape),  # beta
+                    rng.normal(0.0, 0.5, shape),  # moving mean
+                    rng.uniform(0.5, 2.0, shape),  # moving variance
+                ]
+            )
+    return model
+
+
 def make_images(rng, batch, height, width):
     return rng.normal(size=(batch, height, width, 3)).astype(np.float32)
 

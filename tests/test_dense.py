@@ -15,12 +15,23 @@ from tests.helpers import (
     layer_output,
     make_images,
     max_pool,
+    normalized,
     padding_border,
     spec_without_padding,
 )
 
 BUILDERS = [of.overfeat_fast, of.overfeat_accurate]
 SIZES = [(262, 300), (300, 341)]  # neither is the window; not square
+NORMALIZATIONS = [None, "batch"]
+
+
+def build(builder, normalization, *args, **kwargs):
+    """The paper's network, or one with batch normalization of random
+    statistics (at inference each norm is a per-channel affine map, so every
+    equivalence here must hold for it too)."""
+    if normalization is None:
+        return builder(*args, **kwargs)
+    return normalized(builder, *args, **kwargs)
 
 
 def relative_error(got, expected):
@@ -34,15 +45,19 @@ def logits(model, images):
 @pytest.mark.parametrize("builder", BUILDERS)
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("stride", ["coarse", "fine"])
-def test_each_cell_is_the_classifier_on_its_crop(builder, size, stride, rng):
+@pytest.mark.parametrize("normalization", NORMALIZATIONS)
+def test_each_cell_is_the_classifier_on_its_crop(
+    builder, size, stride, normalization, rng
+):
     # (a) Each cell equals the fully connected layers as plain matrix
-    # products on that cell's crop of the dense pooled feature map.
-    model = of.dense(builder(5, width=TINY), stride)
+    # products on that cell's crop of the dense pooled feature map (with
+    # normalization, the products of the folded weights).
+    model = of.dense(build(builder, normalization, 5, width=TINY), stride)
     images = make_images(rng, 1, *size)
     features = np.asarray(of.feature_extractor(model)(images), np.float64)[0]
     dense = logits(model, images)[0]
     dilation = model.spec.features[-1].pool if stride == "fine" else 1
-    weights = fc_weights(model)
+    weights = fc_weights(of.fold_normalization(model))
     assert dense.shape[:2] == model.geometry.output_shape(*size, stride)
     for i in range(dense.shape[0]):
         for j in range(dense.shape[1]):
@@ -52,14 +67,15 @@ def test_each_cell_is_the_classifier_on_its_crop(builder, size, stride, rng):
 
 @pytest.mark.parametrize("builder", BUILDERS)
 @pytest.mark.parametrize("size", SIZES)
-def test_fine_map_is_the_papers_offset_pooling(builder, size, rng):
+@pytest.mark.parametrize("normalization", NORMALIZATIONS)
+def test_fine_map_is_the_papers_offset_pooling(builder, size, normalization, rng):
     # Section 3.3: pool at each offset (dy, dx), run the classifier on each
     # pooled map, interleave. Computed here from the last conv's output.
-    model = builder(5, width=TINY)
+    model = build(builder, normalization, 5, width=TINY)
     spec, k = model.spec, model.spec.features[-1].pool
     images = make_images(rng, 1, *size)
     pre_pool = layer_output(model, spec.conv_names[-1], images)[0]
-    weights = fc_weights(model)
+    weights = fc_weights(of.fold_normalization(model))
     fine = logits(of.dense(model, "fine"), images)[0]
     expected = np.full_like(fine, np.nan)
     for dy in range(k):
@@ -105,11 +121,14 @@ def test_dense_features_equal_crop_features_in_the_interior(builder, rng):
 
 @pytest.mark.parametrize("spec", [of.FAST, of.ACCURATE])
 @pytest.mark.parametrize("stride", ["coarse", "fine"])
-def test_unpadded_table_cells_equal_their_cropped_windows(spec, stride, rng):
+@pytest.mark.parametrize("normalization", NORMALIZATIONS)
+def test_unpadded_table_cells_equal_their_cropped_windows(
+    spec, stride, normalization, rng
+):
     # (c) Without inner padding, every cell is exactly the model run on
     # that cell's window (from the geometry), end to end.
     nopad = spec_without_padding(spec)
-    model = of.dense(of.OverFeat(nopad, 4, width=TINY), stride)
+    model = of.dense(build(of.OverFeat, normalization, nopad, 4, width=TINY), stride)
     g = model.geometry
     assert g.window > spec.geometry.window  # the geometry follows the table
     height, width = g.window + 2 * g.coarse_stride + 5, g.window + g.coarse_stride + 9

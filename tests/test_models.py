@@ -6,7 +6,14 @@ import pytest
 import tensorflow as tf
 
 import overfeat_tf as of
-from tests.helpers import TINY, fc_weights, layer_output, make_images
+from tests.helpers import (
+    TINY,
+    fc_weights,
+    layer_output,
+    make_images,
+    normalized,
+    sharpened,
+)
 
 BUILDERS = [of.overfeat_fast, of.overfeat_accurate]
 
@@ -125,6 +132,80 @@ def test_save_load_round_trip(builder, rng, tmp_path):
     np.testing.assert_array_equal(logits(loaded, images), logits(model, images))
 
 
+@pytest.mark.parametrize("builder", BUILDERS)
+def test_normalization_none_is_the_papers_network(builder):
+    # Same layers, same weights, same outputs as a model built without the
+    # argument; "batch" adds a norm between every hidden conv and its ReLU.
+    keras.utils.set_random_seed(1)
+    plain = builder(10, width=TINY)
+    keras.utils.set_random_seed(1)
+    none = builder(10, width=TINY, normalization=None)
+    assert [w.shape for w in none.weights] == [w.shape for w in plain.weights]
+    images = make_images(np.random.default_rng(0), 1, 250, 260)
+    np.testing.assert_array_equal(logits(none, images), logits(plain, images))
+    assert not any(isinstance(x, keras.layers.BatchNormalization) for x in none.layers)
+
+    batch = builder(10, width=TINY, normalization="batch")
+    spec = batch.spec
+    hidden = (*spec.conv_names, *spec.fc_names[:-1])
+    norms = [
+        x.name for x in batch.layers if isinstance(x, keras.layers.BatchNormalization)
+    ]
+    assert sorted(norms) == sorted(name + "_bn" for name in hidden)
+    for name in hidden:  # the norm's beta replaces the bias
+        conv = batch.get_layer(name)
+        assert not conv.use_bias and conv.activation is keras.activations.linear
+        maps = conv.filters
+        assert batch.get_layer(name + "_bn").gamma.shape == (maps,)
+    # Parameters: minus the hidden biases, plus 4 per map (2 trainable).
+    maps = sum(batch.get_layer(name).filters for name in hidden)
+    assert batch.count_params() == plain.count_params() + 3 * maps
+
+
+@pytest.mark.parametrize("builder", BUILDERS)
+def test_normalization_training_and_inference(builder, rng):
+    # Training normalizes with the batch's statistics, inference with the
+    # moving ones; fit moves them.
+    model = normalized(builder, 3, width=TINY, dropout=0.0)
+    window = model.geometry.window
+    images = make_images(rng, 4, window, window)
+    assert not np.allclose(
+        logits(model, images, training=True), logits(model, images), atol=1e-3
+    )
+    model.compile(optimizer="sgd", loss={"class_logits": "mse"})
+    before = np.asarray(model.get_layer("conv1_bn").moving_mean)
+    model.fit(images, {"class_logits": np.zeros((4, 1, 1, 3))}, verbose=0)
+    assert not np.allclose(model.get_layer("conv1_bn").moving_mean, before)
+
+
+@pytest.mark.parametrize("builder", BUILDERS)
+@pytest.mark.parametrize("stride", ["coarse", "fine"])
+def test_fold_normalization_keeps_outputs(builder, stride, rng, tmp_path):
+    # sharpened: the box layer starts at zero, which would hide any error.
+    model = sharpened(of.with_regressor(normalized(builder, 6, width=TINY)))
+    folded = of.fold_normalization(model)
+    assert folded.normalization is None and folded.regressor == "single"
+    assert not any(
+        isinstance(x, keras.layers.BatchNormalization) for x in folded.layers
+    )
+    images = make_images(rng, 2, 262, 300)
+    want, got = of.dense(model, stride)(images), of.dense(folded, stride)(images)
+    for key in ("class_logits", "boxes"):
+        want_key, got_key = np.asarray(want[key]), np.asarray(got[key])
+        scale = np.abs(want_key).max()
+        assert scale > 0.01
+        np.testing.assert_allclose(got_key, want_key, atol=1e-5 * scale)
+    assert of.fold_normalization(folded) is folded
+    # A normalized model saves and loads with its statistics.
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert loaded.get_config() == model.get_config()
+    np.testing.assert_array_equal(
+        np.asarray(loaded(images)["class_logits"]),
+        np.asarray(model(images)["class_logits"]),
+    )
+
+
 def test_fit_predict_and_mixed_precision(rng):
     model = of.overfeat_accurate(4, width=TINY)
     images = make_images(rng, 4, 221, 221)
@@ -171,6 +252,7 @@ def test_fit_predict_and_mixed_precision(rng):
         ({"stride": "medium"}, "stride must be one of"),
         ({"dropout": 1.0}, "dropout must be in"),
         ({"initializer": "not_an_initializer"}, "not_an_initializer"),
+        ({"normalization": "layer"}, "normalization must be one of"),
     ],
 )
 def test_bad_arguments(kwargs, match):

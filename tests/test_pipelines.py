@@ -38,6 +38,39 @@ def test_train_crops_are_windows_of_the_resized_image_with_flips():
     assert 0 < flips < 8
 
 
+def test_scale_augmentation_crops_windows_of_randomly_resized_images():
+    # Each crop (or its mirror) is a window of the image resized to a
+    # shorter side within scale_range; the sides vary across crops.
+    low, high, window = 72, 90, 64
+    image = coordinate_image(100, 125) * np.array([2, 2, 1], np.uint8)
+    ds = classification_ds(image[None], np.array([0]))
+    batches = pipelines.classification_train(
+        ds, window, batch_size=24, scale_range=(low, high), seed=1
+    )
+    images, _ = next(iter(batches))
+    resized = {
+        side: np.asarray(pipelines.resize_smallest_side(tf.constant(image), side))
+        for side in range(low - 4, high + 5)
+    }
+    sides = set()
+    for crop in unnormalize(images):
+        found = []
+        for side, big in resized.items():
+            for view in (crop, crop[:, ::-1]):
+                near = np.abs(big[..., :2] - view[0, 0, :2]).max(-1) < 0.01
+                for top, left in zip(*np.nonzero(near)):
+                    patch = big[top : top + window, left : left + window]
+                    if patch.shape == view.shape and np.allclose(
+                        patch, view, atol=0.01
+                    ):
+                        found.append(side)
+        assert found and all(low <= side <= high for side in found), found
+        sides.add(found[0])
+    assert len(sides) >= 5
+    with pytest.raises(ValueError, match="window <= smallest_side"):
+        pipelines.classification_train(ds, 80, batch_size=2, scale_range=(72, 90))
+
+
 def test_five_crops_per_image():
     # One image, five random windows (each with a random flip) per pass.
     image = coordinate_image(256, 320)

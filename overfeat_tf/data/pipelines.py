@@ -109,8 +109,10 @@ def classification_train(
     *,
     batch_size: int,
     smallest_side: int = 256,
+    scale_range: tuple[int, int] | None = None,
     crops_per_image: int = 1,
     shuffle_buffer: int = 1024,
+    cache: bool = False,
     seed: int = 0,
 ) -> tf.data.Dataset:
     """Random window crops and flips of images resized to `smallest_side`.
@@ -120,19 +122,36 @@ def classification_train(
         window: the model's window (`model.geometry.window`).
         batch_size: global batch size; the last partial batch is dropped.
         smallest_side: images are resized so their smaller side is this.
+        scale_range: scale augmentation: (low, high) pixels, each image
+            resized to a random smaller side in [low, high] instead of
+            `smallest_side`, so the network sees objects at the sizes that
+            the larger test scales show them at. None (default): the
+            paper's fixed `smallest_side`.
         crops_per_image: random crops (each with a random flip) per image;
             the paper's 5 (section 3.1) by option.
         shuffle_buffer: elements in the shuffle buffer.
+        cache: keep the decoded images in memory after the first pass
+            (`tf.data.Dataset.cache`): later epochs skip reading and
+            decoding. Only for splits that fit in memory.
         seed: seeds the shuffle, the crops and the flips.
 
     Returns:
         Batches (images float32 [B, window, window, 3], labels int32 [B]),
         repeated forever.
     """
-    _check_sizes(window, smallest_side, crops_per_image, batch_size)
+    low, high = scale_range or (smallest_side, smallest_side)
+    _check_sizes(window, low, crops_per_image, batch_size)
+    if high < low:
+        raise ValueError(
+            f"scale_range must be (low, high) with low <= high. Received: {scale_range}"
+        )
 
     def crops(example, seed_pair):
-        image = resize_smallest_side(example["image"], smallest_side)
+        side = smallest_side
+        if scale_range is not None:
+            side_seed = tf.random.experimental.stateless_fold_in(seed_pair, -1)
+            side = tf.random.stateless_uniform([], side_seed, low, high + 1, tf.int32)
+        image = resize_smallest_side(example["image"], side)
         images = []
         for i in range(crops_per_image):
             crop_seed = tf.random.experimental.stateless_fold_in(seed_pair, i)
@@ -142,6 +161,7 @@ def classification_train(
         labels = tf.fill([crops_per_image], tf.cast(example["label"], tf.int32))
         return normalize(tf.stack(images)), labels
 
+    ds = ds.cache() if cache else ds
     ds = _with_seeds(_shuffled_forever(ds, shuffle_buffer, seed), seed)
     ds = ds.map(crops, num_parallel_calls=AUTOTUNE).unbatch()
     if crops_per_image > 1:  # spread an image's crops over several batches

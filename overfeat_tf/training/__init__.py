@@ -5,6 +5,7 @@ from overfeat_tf.training.callbacks import NaNLossError
 from overfeat_tf.training.experiment import Run, prepare, train
 from overfeat_tf.training.recipe import (
     L2SGD,
+    ClassMapCrossentropy,
     L2Adam,
     TopKError,
     class_map_crossentropy,
@@ -14,6 +15,7 @@ from overfeat_tf.training.recipe import (
 from overfeat_tf.training.strategy import make_strategy
 
 __all__ = [
+    "ClassMapCrossentropy",
     "L2Adam",
     "L2SGD",
     "NaNLossError",

@@ -226,7 +226,9 @@ def classification_parts(config: ExperimentConfig) -> _Task:
         model = build_model(config, train_data.class_names)
         model.compile(
             optimizer=recipe.make_optimizer(train_cfg, steps_per_epoch),
-            loss={"class_logits": recipe.class_map_crossentropy},
+            loss={
+                "class_logits": recipe.ClassMapCrossentropy(train_cfg.label_smoothing)
+            },
             metrics={
                 "class_logits": [
                     recipe.TopKError(1),
@@ -243,8 +245,10 @@ def classification_parts(config: ExperimentConfig) -> _Task:
             window,
             batch_size=batch_size,
             smallest_side=config.data.smallest_side,
+            scale_range=config.data.scale_range,
             crops_per_image=config.data.crops_per_image,
             shuffle_buffer=config.data.shuffle_buffer,
+            cache=config.data.cache,
             seed=seed,
         )
 
@@ -293,7 +297,7 @@ def localization_parts(config: ExperimentConfig) -> _Task:
 
     def build(steps_per_epoch, strategy):
         network = of.with_regressor(backbone, settings.regressor)
-        regressor = set(network.spec.regressor_names)
+        regressor = set(of.models.regressor_layer_names(network))
         for layer in network.layers:
             layer.trainable = getattr(layer, "conv", layer).name in regressor
         # Keras's metrics want a target for every output: train the boxes alone.
@@ -504,6 +508,7 @@ def build_model(config: ExperimentConfig, class_names, **kwargs) -> of.OverFeat:
             width=config.model.width,
             initializer=config.model.initializer,
             dropout=config.model.dropout,
+            normalization=config.model.normalization_layer,
             **kwargs,
         )
     finally:

@@ -59,7 +59,9 @@ class L2Adam(_L2InGradient, keras.optimizers.Adam):
 def learning_rate_schedule(
     config: TrainConfig, steps_per_epoch: int
 ) -> keras.optimizers.schedules.LearningRateSchedule:
-    """The learning rate, multiplied by `lr_decay_factor` after each decay epoch.
+    """The learning rate, multiplied by `lr_decay_factor` after each decay epoch
+    (`lr_schedule="step"`, the paper's), or following a half cosine from the
+    rate to 0 over all `epochs` (`"cosine"`, Loshchilov & Hutter 2017).
 
     With `warmup_epochs`, the rate first rises linearly from 0.
 
@@ -69,13 +71,18 @@ def learning_rate_schedule(
     if `lr_scaling="linear"`).
     """
     rate = config.effective_learning_rate
+    warmup_steps = round(config.warmup_epochs * steps_per_epoch)
+    if config.lr_schedule == "cosine":
+        schedule = keras.optimizers.schedules.CosineDecay(
+            rate, max(config.epochs * steps_per_epoch, 1)
+        )
+        return LinearWarmup(schedule, warmup_steps) if warmup_steps else schedule
     # PiecewiseConstantDecay switches at steps > boundary.
     boundaries = [epoch * steps_per_epoch - 1 for epoch in config.lr_decay_epochs]
     values = [rate * config.lr_decay_factor**i for i in range(len(boundaries) + 1)]
     if not boundaries:  # PiecewiseConstantDecay needs one boundary
         boundaries, values = [2**62], [rate, rate]
     schedule = keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
-    warmup_steps = round(config.warmup_epochs * steps_per_epoch)
     return LinearWarmup(schedule, warmup_steps) if warmup_steps else schedule
 
 
@@ -117,23 +124,46 @@ def make_optimizer(
 
 
 @keras.saving.register_keras_serializable(package="overfeat_tf")
-def class_map_crossentropy(labels, logits):
+def class_map_crossentropy(labels, logits, label_smoothing: float = 0.0):
     """Softmax cross-entropy of every cell of a class map with the image label.
 
     Args:
         labels: int [B], one class per image.
         logits: float [B, h, w, C]; on training windows h = w = 1.
+        label_smoothing: the target puts this much probability spread
+            evenly over all C classes, 1 - label_smoothing on the label
+            (Szegedy et al. 2016). Default 0, the paper's loss.
 
     Returns:
         float32 [B]: the mean over the map's cells.
     """
     logits = keras.ops.cast(logits, "float32")
     labels = keras.ops.cast(keras.ops.reshape(labels, (-1, 1, 1)), "int32")
-    labels = keras.ops.broadcast_to(labels, keras.ops.shape(logits)[:-1])
-    losses = keras.losses.sparse_categorical_crossentropy(
-        labels, logits, from_logits=True
-    )
+    log_probs = keras.ops.log_softmax(logits, axis=-1)  # [B, h, w, C]
+    targets = keras.ops.one_hot(labels, keras.ops.shape(logits)[-1])  # [B, 1, 1, C]
+    if label_smoothing:
+        targets = (1.0 - label_smoothing) * targets + label_smoothing / keras.ops.cast(
+            keras.ops.shape(logits)[-1], "float32"
+        )
+    losses = -keras.ops.sum(targets * log_probs, axis=-1)  # [B, h, w]
     return keras.ops.mean(losses, axis=(1, 2))
+
+
+@keras.saving.register_keras_serializable(package="overfeat_tf")
+class ClassMapCrossentropy(keras.losses.Loss):
+    """`class_map_crossentropy` as a Keras loss, with its label smoothing."""
+
+    def __init__(
+        self, label_smoothing: float = 0.0, name="class_map_crossentropy", **kwargs
+    ):
+        super().__init__(name=name, **kwargs)
+        self.label_smoothing = label_smoothing
+
+    def call(self, labels, logits):
+        return class_map_crossentropy(labels, logits, self.label_smoothing)
+
+    def get_config(self):
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
 
 
 @keras.saving.register_keras_serializable(package="overfeat_tf")
