@@ -191,6 +191,36 @@ def test_image_folder_gives_labels_and_class_names(tmp_path, rng):
         readers.load_classification(str(tmp_path), "val")
 
 
+@pytest.mark.parametrize("folder", ["val", "valid", "validation"])
+def test_validation_split_by_any_common_name(tmp_path, rng, folder):
+    # A recipe's "validation" reads a split folder named val or valid.
+    for split in ("train", folder):
+        image = rng.integers(0, 256, size=(9, 11, 3), dtype=np.uint8)
+        write_image(str(tmp_path / split / "cat" / "0.png"), image)
+    data = readers.load_classification(str(tmp_path), "validation")
+    assert data.num_examples == 1
+    (example,) = data.dataset.as_numpy_iterator()
+    np.testing.assert_array_equal(example["image"], image)
+    assert readers.load_classification(str(tmp_path), "val").num_examples == 1
+
+
+def test_split_aliases_of_voc_and_coco(tmp_path, rng):
+    write_voc(tmp_path, rng, split="val")
+    voc = readers.load_detection(str(tmp_path / "VOC2007"), "validation")
+    assert voc.num_examples == len(VOC_ANNOTATIONS)
+    image = rng.integers(0, 256, size=(20, 30, 3), dtype=np.uint8)
+    write_coco(
+        tmp_path / "coco",
+        {1: ("a.png", image)},
+        [(1, 7, [2, 3, 10, 8])],
+        layout=("annotations/instances_val2017.json", "images/val2017"),
+    )
+    coco = readers.load_detection(str(tmp_path / "coco"), "validation")
+    assert coco.num_examples == 1
+    with pytest.raises(ValueError, match=r"\['val2017'\].*split='train'"):
+        readers.load_detection(str(tmp_path / "coco"), "train")
+
+
 def mock_voc_as_dataset(annotations, class_names, rng):
     """A `_as_dataset` for tfds mock_data: VOC examples built as tfds's builder
     builds them (1-based values divided by the size, float32)."""

@@ -17,6 +17,7 @@ import tensorflow as tf
 from overfeat_tf.config import TrainConfig, load_config
 from overfeat_tf.training import (
     L2SGD,
+    ClassMapCrossentropy,
     L2Adam,
     NaNLossError,
     TopKError,
@@ -105,6 +106,20 @@ def test_warmup_rises_linearly_then_follows_the_schedule():
     np.testing.assert_allclose(rates[50:], 0.005, rtol=1e-6)
 
 
+def test_cosine_schedule_after_warmup():
+    config = TrainConfig(
+        learning_rate=0.01, warmup_epochs=1, lr_schedule="cosine", epochs=4
+    )
+    schedule = learning_rate_schedule(config, steps_per_epoch=10)
+    steps = np.arange(10, 40)
+    rates = np.array([float(schedule(step)) for step in steps])
+    # Half a cosine from the rate to 0 over all 40 steps.
+    np.testing.assert_allclose(
+        rates, 0.005 * (1 + np.cos(np.pi * steps / 40)), rtol=1e-5, atol=1e-9
+    )
+    assert float(schedule(4)) == pytest.approx(0.5 * 0.01 * 0.5 * (1 + np.cos(np.pi / 10)))
+
+
 def test_l2sgd_is_the_torch_update():
     # v = m * v - lr * (g + l2 * w); w += v, computed by hand.
     w0, lr, m, l2 = np.array([1.0, -2.0, 3.0]), 0.1, 0.6, 0.01
@@ -148,6 +163,11 @@ def test_loss_and_top_k_error_values():
     log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
     expected = -np.mean(log_probs[np.arange(6), :, :, labels], axis=(1, 2))
     np.testing.assert_allclose(loss, expected, rtol=1e-5)
+    # Label smoothing 0.2: the target is 0.8 on the label + 0.2 / 7 on each class.
+    smooth = np.asarray(ClassMapCrossentropy(0.2)(labels, logits))
+    uniform = -np.mean(log_probs, axis=(1, 2, 3))
+    expected_smooth = np.mean(0.8 * expected + 0.2 * uniform)
+    assert smooth == pytest.approx(expected_smooth, rel=1e-5)
     scores = logits.max(axis=(1, 2))
     ranks = (scores > scores[np.arange(6), labels][:, None]).sum(1)
     for k in (1, 5):

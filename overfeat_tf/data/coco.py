@@ -16,7 +16,13 @@ import json
 import os
 
 from overfeat_tf.data.folders import listdir
-from overfeat_tf.data.records import BAD_ANNOTATION, UNKNOWN_CLASS, BadRecords, Record
+from overfeat_tf.data.records import (
+    BAD_ANNOTATION,
+    UNKNOWN_CLASS,
+    BadRecords,
+    Record,
+    resolve_split,
+)
 
 
 def annotation_files(root):
@@ -37,6 +43,7 @@ def read_split(root, split, on_bad):
     Bad records are reported to (or counted in) the returned `BadRecords`.
     """
     files = annotation_files(root)
+    split = resolve_split(split, files, root) or split
     if split not in files:
         raise ValueError(
             f"Expected a split with an annotation file instances_<split>.json in "

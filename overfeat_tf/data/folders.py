@@ -30,6 +30,7 @@ from overfeat_tf.data.records import (
     UNDECODABLE_IMAGE,
     BadRecords,
     LabeledData,
+    resolve_split,
 )
 
 logger = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ def read_image_folder(root, split, on_bad, shuffle_files, verify_images):
     """A split of the ImageFolder tree `root` as `{"image", "label"}` data."""
     builder = tfds.folder_dataset.ImageFolder(root)
     splits = sorted(builder.info.splits.keys())
+    split = resolve_split(split, splits, root) or split
     if split not in splits:
         raise ValueError(
             f"Expected a split folder of the ImageFolder tree {root} "

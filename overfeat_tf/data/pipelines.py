@@ -112,7 +112,6 @@ def classification_train(
     scale_range: tuple[int, int] | None = None,
     crops_per_image: int = 1,
     shuffle_buffer: int = 1024,
-    cache: bool = False,
     seed: int = 0,
 ) -> tf.data.Dataset:
     """Random window crops and flips of images resized to `smallest_side`.
@@ -130,9 +129,6 @@ def classification_train(
         crops_per_image: random crops (each with a random flip) per image;
             the paper's 5 (section 3.1) by option.
         shuffle_buffer: elements in the shuffle buffer.
-        cache: keep the decoded images in memory after the first pass
-            (`tf.data.Dataset.cache`): later epochs skip reading and
-            decoding. Only for splits that fit in memory.
         seed: seeds the shuffle, the crops and the flips.
 
     Returns:
@@ -161,7 +157,6 @@ def classification_train(
         labels = tf.fill([crops_per_image], tf.cast(example["label"], tf.int32))
         return normalize(tf.stack(images)), labels
 
-    ds = ds.cache() if cache else ds
     ds = _with_seeds(_shuffled_forever(ds, shuffle_buffer, seed), seed)
     ds = ds.map(crops, num_parallel_calls=AUTOTUNE).unbatch()
     if crops_per_image > 1:  # spread an image's crops over several batches

@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
+import re
 
 import tensorflow as tf
 
@@ -34,6 +35,35 @@ _EXPECTED = {
     UNKNOWN_CLASS: "Expected every object's class to be in the label map",
     BAD_ANNOTATION: "Expected a readable annotation with image size and boxes",
 }
+
+
+# Names data sets give one split: a recipe's "validation" finds a folder
+# named "val" (VOC, ImageNet folders) or "valid", and COCO's year-stamped
+# "val2017" too.
+SPLIT_ALIASES = (
+    ("train", "training"),
+    ("validation", "val", "valid"),
+    ("test", "testing"),
+)
+
+
+def resolve_split(split: str, available, where: str) -> str | None:
+    """The name among `available` that `split` stands for, or None.
+
+    `split` itself when present; else its one alias in `SPLIT_ALIASES`,
+    optionally followed by a 4-digit year (COCO's `val2017`). Logs the
+    choice, so that "validation" read from `val/` is never a surprise.
+    """
+    available = list(available)
+    if split in available:
+        return split
+    names = next((group for group in SPLIT_ALIASES if split in group), (split,))
+    pattern = re.compile(rf"({'|'.join(map(re.escape, names))})(\d{{4}})?")
+    found = [name for name in available if pattern.fullmatch(name)]
+    if len(found) != 1:
+        return None
+    logger.info("Split %r of %s: reading %r", split, where, found[0])
+    return found[0]
 
 
 @dataclasses.dataclass(frozen=True)

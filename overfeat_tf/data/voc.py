@@ -16,7 +16,13 @@ import os
 import xml.etree.ElementTree as ElementTree
 
 from overfeat_tf.data.folders import listdir
-from overfeat_tf.data.records import BAD_ANNOTATION, UNKNOWN_CLASS, BadRecords, Record
+from overfeat_tf.data.records import (
+    BAD_ANNOTATION,
+    UNKNOWN_CLASS,
+    BadRecords,
+    Record,
+    resolve_split,
+)
 
 
 def _is_voc(path):
@@ -72,9 +78,10 @@ def read_split(root, split, class_names, on_bad):
     `BadRecords`.
     """
     main = os.path.join(root, "ImageSets", "Main")
+    stems = [f[:-4] for f in listdir(main) if f.endswith(".txt")]
+    split = resolve_split(split, stems, root) or split
     split_file = os.path.join(main, f"{split}.txt")
     if not os.path.isfile(split_file):
-        stems = [f[:-4] for f in listdir(main) if f.endswith(".txt")]
         raise ValueError(
             f"Expected a split listed in {main} as <split>.txt, among "
             f"{sorted(s for s in stems if '_' not in s)}. Received: split={split!r}"

@@ -221,6 +221,8 @@ def classification_parts(config: ExperimentConfig) -> _Task:
     validation_data = _load(config, config.data.validation_split)
     train_cfg = config.train
     window = config.model.spec.geometry.window
+    # One cache for every epoch's pipeline: filled by the first, read after.
+    images = train_data.dataset.cache() if config.data.cache else train_data.dataset
 
     def build(steps_per_epoch, strategy):
         model = build_model(config, train_data.class_names)
@@ -241,14 +243,13 @@ def classification_parts(config: ExperimentConfig) -> _Task:
 
     def train_batches(batch_size, seed):
         return pipelines.classification_train(
-            train_data.dataset,
+            images,
             window,
             batch_size=batch_size,
             smallest_side=config.data.smallest_side,
             scale_range=config.data.scale_range,
             crops_per_image=config.data.crops_per_image,
             shuffle_buffer=config.data.shuffle_buffer,
-            cache=config.data.cache,
             seed=seed,
         )
 
