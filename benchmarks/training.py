@@ -1,9 +1,11 @@
-"""Training throughput of a recipe on this machine, fp32 vs bf16.
+"""Training throughput of a recipe on this machine: fp32 vs bf16, and the
+cost of batch normalization.
 
 Runs the compiled training step of the recipe's task (its model, optimizer,
 loss, metrics and XLA setting) on one fixed batch from the recipe's own
-training pipeline, in float32 and in mixed bfloat16, side by side in one
-run, and prints images/s and the ratio; then the input pipeline alone
+training pipeline, in float32 and in mixed bfloat16, each without and with
+batch normalization (`model.normalization`), side by side in one run, and
+prints images/s and the ratios; then the input pipeline alone
 (augmentation and, for detection, the window labels), in images/s, which
 bounds `model.fit` from the other side.
 
@@ -19,6 +21,7 @@ import argparse
 import itertools
 import os
 import time
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -58,21 +61,30 @@ def main():
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("overrides", nargs="*", help="key=value recipe overrides")
     args = parser.parse_args()
-    fp32, config, parts = images_per_second(
-        args.config, args.overrides, "float32", args.steps
-    )
-    bf16, _, _ = images_per_second(
-        args.config, args.overrides, "mixed_bfloat16", args.steps
-    )
+    rates = {}
+    for normalization in ("none", "batch"):
+        for precision in ("float32", "mixed_bfloat16"):
+            overrides = [*args.overrides, f"model.normalization={normalization}"]
+            rates[precision, normalization], config, parts = images_per_second(
+                args.config, overrides, precision, args.steps
+            )
     pipeline = pipeline_images_per_second(parts, config.train.batch_size, args.steps)
+    cpuinfo = Path("/proc/cpuinfo")
+    amx = "amx" in cpuinfo.read_text() if cpuinfo.exists() else "unknown"
     print(
         f"{args.config} ({config.task}): {config.model.network} width "
         f"{config.model.width}, batch {config.train.batch_size}, XLA "
-        f"{config.train.jit_compile}, {os.cpu_count()} cores"
+        f"{config.train.jit_compile}, {os.cpu_count()} cores, AMX {amx}"
     )
-    print("| precision | images/s |\n|---|---|")
-    print(f"| float32 | {fp32:.1f} |\n| mixed_bfloat16 | {bf16:.1f} |")
-    print(f"mixed_bfloat16 / float32: {bf16 / fp32:.2f}x")
+    print("| precision | normalization | images/s |\n|---|---|---|")
+    for (precision, normalization), rate in rates.items():
+        print(f"| {precision} | {normalization} | {rate:.1f} |")
+    for normalization in ("none", "batch"):
+        ratio = rates["mixed_bfloat16", normalization] / rates["float32", normalization]
+        print(f"mixed_bfloat16 / float32 ({normalization}): {ratio:.2f}x")
+    for precision in ("float32", "mixed_bfloat16"):
+        ratio = rates[precision, "batch"] / rates[precision, "none"]
+        print(f"batch / no normalization ({precision}): {ratio:.2f}x")
     print(f"input pipeline alone: {pipeline:.1f} images/s")
 
 

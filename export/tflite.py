@@ -49,19 +49,20 @@ from overfeat_tf.boxes import iou
 from overfeat_tf.data.pipelines import MEAN_RGB, STDDEV_RGB
 from overfeat_tf.inference import Classifier
 from overfeat_tf.localizer import Localizer
-from overfeat_tf.models import OverFeat, dense
+from overfeat_tf.models import OverFeat, dense, fold_normalization
 
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
 
 
 def app_model(model: OverFeat, stride: str = "fine") -> keras.Model:
     """Pixels [B, H, W, 3] in [0, 255] -> {class_probabilities, boxes}: the
-    dense model at `stride` with its normalization and softmax built in."""
+    dense model at `stride` with its input normalization and softmax built
+    in, and its normalization layers, if any, folded into its convolutions."""
     pixels = keras.Input((None, None, 3), name="pixels")
     normalized = keras.layers.Normalization(
         mean=MEAN_RGB, variance=np.square(STDDEV_RGB), name="normalize"
     )(pixels)
-    outputs = dense(model, stride)(normalized)
+    outputs = dense(fold_normalization(model), stride)(normalized)
     served = {
         "class_probabilities": keras.layers.Softmax(name="class_probabilities")(
             outputs["class_logits"]

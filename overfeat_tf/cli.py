@@ -466,14 +466,16 @@ def _config(args, required: bool = False):
 
 
 def _load_model(args, config, path=None):
-    """The model at `path`, else of --model, else the run folder of --config."""
-    from overfeat_tf.models import load_model
+    """The model at `path`, else of --model, else the run folder of --config,
+    its normalization layers folded into its convolutions (every command
+    here runs inference: same outputs, fewer ops, plain convs to export)."""
+    from overfeat_tf.models import fold_normalization, load_model
 
     path = path or args.model or (config.output_dir if config else None)
     if path is None:
         raise ValueError("give --model PATH or --config NAME (its run folder)")
     try:
-        return load_model(path)
+        return fold_normalization(load_model(path))
     except FileNotFoundError as error:
         hint = (
             f"train it first: overfeat train --config {args.config}"

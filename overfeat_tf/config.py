@@ -135,8 +135,9 @@ class DataConfig:
         crops_per_image: random window crops taken from each decoded image
             (>= 1). Default 1.
         shuffle_buffer: elements in the shuffle buffer (>= 1). Default 1024.
-        cache: keep the decoded training images in memory after the first
-            epoch, so later epochs skip reading and decoding them. Only for
+        cache: keep the decoded classification training images in memory
+            after the first epoch, so later epochs skip reading and
+            decoding them (the same images in the same order). Only for
             data sets that fit in memory (the built-in one: about 1.4 GB).
             Default False.
         on_bad: what a reader does with an undecodable image or record:
@@ -367,6 +368,10 @@ class DetectConfig:
             scores at least this for (`Detector`). Default 0.1.
         score_threshold: merged boxes scoring less are dropped (`Detector`).
             Default 0.5.
+        merge_score: a merged box's score: `"sum"` (default, the paper's:
+            the sum of its windows' class scores) or `"mean"` (their mean,
+            which does not grow with the number of windows and scales;
+            `Localizer`).
         max_detections: detections kept per image (>= 1). Default 100.
     """
 
@@ -382,6 +387,7 @@ class DetectConfig:
     merge_threshold: float = 0.6
     min_window_score: float = 0.1
     score_threshold: float = 0.5
+    merge_score: Literal["sum", "mean"] = "sum"
     max_detections: int = 100
 
     def __post_init__(self):

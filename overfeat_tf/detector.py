@@ -38,7 +38,7 @@ class Detector(Localizer):
             has a box regressor (`with_background`, trained with
             `overfeat train --task detect`).
         scales, stride, flips, smallest_side, merge_threshold, jit_compile,
-        max_candidates: as for `Localizer`.
+        max_candidates, merge_score: as for `Localizer`.
         min_window_score: a window's box enters the merge for each class it
             gives at least this probability (default 0.1).
         score_threshold: merged boxes scoring less are dropped (default 0.5).
@@ -59,6 +59,7 @@ class Detector(Localizer):
         smallest_side: int = 256,
         jit_compile: bool = True,
         max_candidates: int | None = None,
+        merge_score: str = "sum",
     ):
         names = getattr(model, "class_names", None) or ()
         if not names or names[-1] != BACKGROUND or model.num_classes < 2:
@@ -78,6 +79,7 @@ class Detector(Localizer):
             smallest_side=smallest_side,
             jit_compile=jit_compile,
             max_candidates=max_candidates,
+            merge_score=merge_score,
         )
         self.min_window_score = float(min_window_score)
         self.score_threshold = float(score_threshold)

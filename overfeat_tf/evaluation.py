@@ -490,7 +490,12 @@ def runner_for(model: OverFeat, task: str, config=None, *, top_k: int = 5, **opt
     config is given; `options` go to the runner (scales, flips, ...)."""
     if task == "detect":
         settings = config.detect if config else None
-        keys = ("merge_threshold", "min_window_score", "score_threshold")
+        keys = (
+            "merge_threshold",
+            "min_window_score",
+            "score_threshold",
+            "merge_score",
+        )
         return Detector(
             model,
             max_detections=settings.max_detections if settings else 100,

@@ -21,6 +21,9 @@ from overfeat_tf.inference import _IMAGES, Classifier, _rgb
 from overfeat_tf.merge import greedy_merge, greedy_merge_fixed
 from overfeat_tf.models import OverFeat
 
+# How a merged box is scored (`Localizer`'s merge_score).
+MERGE_SCORES = ("sum", "mean")
+
 
 class Localizer(Classifier):
     """A classifier with a box regressor: images -> up to 5 (class, score, box).
@@ -45,6 +48,12 @@ class Localizer(Classifier):
         max_predictions: P, the boxes returned per image (the ILSVRC
             metric reads 5). Default 5.
         jit_compile: run the merge loop under XLA (default True).
+        merge_score: a merged box's confidence: `"sum"` (default, the
+            paper's: the sum of the class scores of the windows merged into
+            it, which favours boxes that many windows and scales agree on)
+            or `"mean"` (their mean: a score that does not grow with the
+            number of windows, so that a detector's threshold means the
+            same at one scale as at six). Boxes are ranked by it.
         max_candidates: None (default) merges every window's box; a number
             N merges only the N best (by window score) in fixed-size
             buffers (`merge.greedy_merge_fixed`), all classes in one loop:
@@ -68,6 +77,7 @@ class Localizer(Classifier):
         smallest_side: int = 256,
         jit_compile: bool = True,
         max_candidates: int | None = None,
+        merge_score: str = "sum",
     ):
         super().__init__(  # checks that `model` is an OverFeat
             model,
@@ -102,6 +112,12 @@ class Localizer(Classifier):
                 f"max_candidates must be >= 1 or None. Received: {max_candidates}"
             )
         self.max_candidates = max_candidates
+        if merge_score not in MERGE_SCORES:
+            raise ValueError(
+                f"merge_score must be one of {MERGE_SCORES}. "
+                f"Received: merge_score={merge_score!r}"
+            )
+        self.merge_score = merge_score
 
     @property
     def object_classes(self) -> int:
@@ -147,6 +163,8 @@ class Localizer(Classifier):
                     *inputs, self.merge_threshold, jit_compile=self.jit_compile
                 )
                 count = merged["count"]
+            if self.merge_score == "mean":
+                merged = _ranked_by_mean(merged)
             # Scores are descending: those >= min_score come first.
             if min_score is not None:
                 count = tf.reduce_sum(
@@ -353,3 +371,15 @@ def _to_original(scaled, original):
     fy = tf.cast(original[0], tf.float32) / tf.cast(scaled[0], tf.float32)
     fx = tf.cast(original[1], tf.float32) / tf.cast(scaled[1], tf.float32)
     return tf.stack([fx, fy, fx, fy])
+
+
+def _ranked_by_mean(merged):
+    """A merge's output scored by the mean of its windows' scores (the sum
+    over the count) and ranked by it, descending, ties by rank before.
+    Padding rows (count 0, score 0) stay after the merged boxes."""
+    scores = merged["scores"] / tf.cast(tf.maximum(merged["counts"], 1), tf.float32)
+    order = tf.argsort(-scores, stable=True)
+    return {
+        **{key: tf.gather(merged[key], order) for key in ("boxes", "classes")},
+        "scores": tf.gather(scores, order),
+    }

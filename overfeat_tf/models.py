@@ -703,7 +703,7 @@ def fold_normalization(model: OverFeat) -> OverFeat:
     if model.normalization is None:
         return model
     config = _config(model)
-    config.update(normalization=None, name=f"{model.name}_folded")
+    config.update(normalization=None)
     folded = OverFeat(**config)
     folded.build((None, None, None, 3))
     sources = {_unwrap(layer).name: _unwrap(layer) for layer in model.layers}

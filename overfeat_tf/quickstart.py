@@ -191,9 +191,10 @@ class Stages:
         return os.path.join(self.output_dir, *parts)
 
     def _model(self, task):
-        from overfeat_tf.models import load_model
+        """The trained model of `task`, for inference (normalization folded)."""
+        from overfeat_tf.models import fold_normalization, load_model
 
-        return load_model(self.tasks[task].output_dir)
+        return fold_normalization(load_model(self.tasks[task].output_dir))
 
     def train(self, task: str):
         from overfeat_tf.training import train

@@ -1,15 +1,19 @@
 """TFLite: every quantization runs on the stock LiteRT interpreter with
 builtin ops only, and agrees with Keras."""
 
+import collections
+
+import keras
 import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
-from helpers import TINY, sharpened
+from helpers import TINY, normalized, sharpened
 from overfeat_tf.export import tflite
 
 import overfeat_tf as of
 from overfeat_tf import cli
 from overfeat_tf.data import shapes
+from overfeat_tf.data.pipelines import normalize
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +56,37 @@ def test_float32_equals_keras(converted, model, scenes):
     row = tflite.verify_tflite(converted["none"], model, scenes[:4])
     assert row["max_relative_diff"] < 1e-4 and row["max_box_relative_diff"] < 1e-4
     assert row["top1_agreement"] == 1.0
+
+
+def test_batch_norm_is_folded_and_equals_keras(converted, scenes):
+    # Random statistics; the file holds the same ops as the paper's network
+    # (the norms folded into the convolutions) and the same outputs as Keras.
+    bn = sharpened(of.with_regressor(normalized(of.overfeat_fast, 6, width=TINY)))
+    content = tflite.convert(bn, "none")
+    fine = of.dense(bn, "fine")  # the unfolded network, as Keras runs it
+    for image, got in zip(scenes[:4], tflite.run_tflite(content, scenes[:4])):
+        want = fine(normalize(np.asarray(image, np.float32)[None]))
+        probabilities = keras.ops.softmax(want["class_logits"])[0].numpy()
+        for key, expected in [
+            ("class_probabilities", probabilities),
+            ("boxes", want["boxes"][0].numpy()),
+        ]:
+            scale = np.abs(expected).max()
+            np.testing.assert_allclose(got[key], expected, atol=1e-4 * scale)
+
+    def ops(content):
+        interpreter = Interpreter(model_content=content)
+        return collections.Counter(
+            op["op_name"] for op in interpreter._get_ops_details()
+        )
+
+    # Unfolded, each of the 7 norms would add a multiply and an add; folded,
+    # the file has as many ops as the paper's network (a nonzero bias where
+    # the plain file's zero one was optimized away may swap a fused ReLU for
+    # an ADD and a RELU).
+    folded, plain = ops(content), ops(converted["none"])
+    assert sum(folded.values()) == sum(plain.values())
+    assert (folded["CONV_2D"], folded["MUL"]) == (plain["CONV_2D"], plain["MUL"])
 
 
 def test_quantized_files_stay_close_to_the_float_model(converted, model, scenes):

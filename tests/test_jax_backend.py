@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import overfeat_tf as of
-from tests.helpers import TINY, make_images
+from tests.helpers import TINY, make_images, normalized
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,7 +23,8 @@ JAX_SCRIPT = textwrap.dedent(
 
     assert keras.backend.backend() == "jax", keras.backend.backend()
     builder, folder = getattr(of, sys.argv[1]), sys.argv[2]
-    model = builder(5, width=float(sys.argv[3]))
+    normalization = None if sys.argv[4] == "none" else sys.argv[4]
+    model = builder(5, width=float(sys.argv[3]), normalization=normalization)
     model.load_weights(folder + "/model.weights.h5")
     images = np.load(folder + "/images.npy")
     for stride in ("coarse", "fine"):
@@ -33,16 +34,34 @@ JAX_SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("builder", ["overfeat_fast", "overfeat_accurate"])
-def test_jax_forward_equals_tensorflow(builder, rng, tmp_path):
-    model = getattr(of, builder)(5, width=TINY)
+@pytest.mark.parametrize(
+    "builder, normalization",
+    [
+        ("overfeat_fast", "none"),
+        ("overfeat_accurate", "none"),
+        ("overfeat_fast", "batch"),
+    ],
+)
+def test_jax_forward_equals_tensorflow(builder, normalization, rng, tmp_path):
+    if normalization == "none":
+        model = getattr(of, builder)(5, width=TINY)
+    else:  # random statistics: a skipped or misplaced norm would show
+        model = normalized(getattr(of, builder), 5, width=TINY)
     images = make_images(rng, 2, 270, 301)
     model.save_weights(tmp_path / "model.weights.h5")
     np.save(tmp_path / "images.npy", images)
     env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
     subprocess.run(
-        [sys.executable, "-c", JAX_SCRIPT, builder, str(tmp_path), str(TINY)],
+        [
+            sys.executable,
+            "-c",
+            JAX_SCRIPT,
+            builder,
+            str(tmp_path),
+            str(TINY),
+            normalization,
+        ],
         env=env,
         check=True,
         timeout=300,

@@ -157,11 +157,13 @@ def _reference(
     classes=None,
     floor=0.0,
     least=None,
+    score="sum",
 ):
     """Per-scale dense maps, top-k classes, decoded boxes, NumPy merge.
 
     `classes` keeps the first classes' probabilities (a detector drops its
-    background); windows under `floor` and merged boxes under `least` go.
+    background); windows under `floor` and merged boxes under `least` go;
+    `score="mean"` scores and ranks merged boxes by their windows' mean.
     """
     geometry = model.geometry
     net = of.dense(model, "fine")
@@ -201,6 +203,10 @@ def _reference(
         np.concatenate(labels)[keep],
         threshold,
     )
+    if score == "mean":
+        means = merged[1] / merged[3]
+        order = np.argsort(-means, kind="stable")
+        merged = (merged[0][order], means[order], merged[2][order])
     kept = merged[1] >= (least if least is not None else -np.inf)
     limits = [width, height, width, height]
     return (

@@ -117,7 +117,9 @@ def test_cosine_schedule_after_warmup():
     np.testing.assert_allclose(
         rates, 0.005 * (1 + np.cos(np.pi * steps / 40)), rtol=1e-5, atol=1e-9
     )
-    assert float(schedule(4)) == pytest.approx(0.5 * 0.01 * 0.5 * (1 + np.cos(np.pi / 10)))
+    ramp = 0.5  # step 4 of a 10-step warmup: (4 + 1) / 10
+    expected = ramp * 0.005 * (1 + np.cos(np.pi * 4 / 40))
+    assert float(schedule(4)) == pytest.approx(expected)
 
 
 def test_l2sgd_is_the_torch_update():
