@@ -667,9 +667,10 @@ def _copy_regressor(source: OverFeat, target: OverFeat, path: str) -> None:
 
 
 def _with_norms(model: OverFeat, names) -> list[str]:
-    """`names` and, after each, its normalization layer's name if it has one."""
-    norms = [_norm_name(name) for name in names] if model.normalization else []
-    return [*names, *norms]
+    """`names`, then the normalization layers of those that have one (an
+    output layer has none)."""
+    present = {layer.name for layer in model.layers}
+    return [*names, *(_norm_name(n) for n in names if _norm_name(n) in present)]
 
 
 def regressor_layer_names(model: OverFeat) -> list[str]:

@@ -206,6 +206,26 @@ def test_fold_normalization_keeps_outputs(builder, stride, rng, tmp_path):
     )
 
 
+def test_regressor_of_a_normalized_model_round_trips(rng, tmp_path):
+    # The regressor's weights, norms included (and no norm on its output
+    # layer), copy into a fresh localizer of the same classifier.
+    classifier = normalized(of.overfeat_fast, 4, width=TINY)
+    trained = sharpened(of.with_regressor(classifier))
+    assert of.models.regressor_layer_names(trained) == [
+        "regressor1",
+        "regressor2",
+        "regressor3",
+        "regressor1_bn",
+        "regressor2_bn",
+    ]
+    trained.save(tmp_path / "localizer.keras")
+    copy = of.with_regressor(classifier, weights=str(tmp_path / "localizer.keras"))
+    images = make_images(rng, 1, 260, 280)
+    np.testing.assert_array_equal(
+        np.asarray(copy(images)["boxes"]), np.asarray(trained(images)["boxes"])
+    )
+
+
 def test_fit_predict_and_mixed_precision(rng):
     model = of.overfeat_accurate(4, width=TINY)
     images = make_images(rng, 4, 221, 221)
