@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.resources
+import math
 import os
 import re
 import types
@@ -42,18 +43,56 @@ __all__ = [
 ]
 
 _SPECS = {"fast": architectures.FAST, "accurate": architectures.ACCURATE}
-# PyYAML reads YAML 1.1, where a float needs a dot and a signed exponent:
-# `1e-5` and `1.0e5` are strings. Float fields accept such strings as numbers.
-_EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+# Initializers that need no Keras lookup (`models.INITIALIZERS`).
+_OWN_INITIALIZERS = ("he_normal", "paper")
+# Seeds go to `keras.utils.set_random_seed` (NumPy takes [0, 2**32)) and,
+# times 1_000_003 plus the epoch, to tf.data (int64): [0, 2**31) fits both.
+_SEED_LIMIT = 2**31
+
+
+def _finite(value) -> bool:
+    """Whether every float in `value` (a scalar or a tuple) is finite."""
+    items = value if isinstance(value, tuple) else (value,)
+    return all(not isinstance(v, float) or math.isfinite(v) for v in items)
 
 
 def _require(config, name: str, ok: bool, rule: str) -> None:
-    """Raises "Class.name must be rule. Received: name=value" unless `ok`."""
+    """Raises "Class.name must be rule. Received: name=value" unless `ok`.
+
+    A float that is not finite (inf, nan) never passes: the rule then reads
+    "a finite number {rule}".
+    """
+    value = getattr(config, name)
+    if not _finite(value):
+        ok = False
+        many = isinstance(value, tuple)
+        rule = f"finite numbers: {rule}" if many else f"a finite number {rule}"
     if not ok:
-        value = getattr(config, name)
         raise ValueError(
             f"{type(config).__name__}.{name} must be {rule}. Received: {name}={value!r}"
         )
+
+
+def _check_initializer(config) -> None:
+    """`config.initializer` is ours or one that `keras.initializers.get` takes.
+
+    Keras is imported only for names other than ours (it is loaded anyway
+    by the time a model is built).
+    """
+    name = config.initializer
+    if isinstance(name, str) and name in _OWN_INITIALIZERS:
+        return
+    import keras
+
+    try:
+        ok = type(keras.initializers.get(name)) is not keras.initializers.Initializer
+    except Exception:  # Keras raises ValueError, KeyError, TypeError
+        ok = False
+    rule = (
+        f"one of {list(_OWN_INITIALIZERS)} or a name that "
+        "keras.initializers.get takes (e.g. 'glorot_uniform', 'lecun_normal')"
+    )
+    _require(config, "initializer", ok, rule)
 
 
 def _check_choices(config) -> None:
@@ -78,8 +117,10 @@ class ModelConfig:
             1.0 (default) is the paper's network, smaller values give cheap
             variants with the same geometry.
         initializer: kernel initializer: `"he_normal"` (default), `"paper"`
-            (N(0, 0.01), section 3.1) or any Keras initializer identifier;
-            see `overfeat_tf.OverFeat` for why He-normal is the default.
+            (N(0, 0.01), section 3.1) or any name `keras.initializers.get`
+            takes (`"glorot_uniform"`, ...), checked when the config is
+            made; see `overfeat_tf.OverFeat` for why He-normal is the
+            default.
         dropout: dropout rate before the classifier's layers 6 and 7, in
             [0, 1). Default 0.5 (section 3.1).
         normalization: `"none"` (default, the paper's network) or
@@ -98,6 +139,7 @@ class ModelConfig:
         _check_choices(self)
         _require(self, "width", self.width > 0, "> 0")
         _require(self, "dropout", 0 <= self.dropout < 1, "in [0, 1)")
+        _check_initializer(self)
 
     @property
     def normalization_layer(self) -> str | None:
@@ -333,6 +375,7 @@ class LocalizeConfig:
         _check_scale_range(self)
         for name in ("max_boxes", "top_k_classes"):
             _require(self, name, getattr(self, name) >= 1, ">= 1")
+        _check_merge_threshold(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -363,11 +406,14 @@ class DetectConfig:
             then cropped or padded to `image_size`; 0 < low <= high.
             Default (1.0, 1.5).
         max_boxes: objects kept per training image (>= 1). Default 20.
-        merge_threshold: the greedy merge's threshold (`Detector`). Default 0.6.
+        merge_threshold: the greedy merge's threshold (`Detector`), a match
+            score in [0, 2). Default 0.6.
         min_window_score: a window's box enters the merge for each class it
-            scores at least this for (`Detector`). Default 0.1.
-        score_threshold: merged boxes scoring less are dropped (`Detector`).
-            Default 0.5.
+            scores at least this for (`Detector`); a probability, in [0, 1].
+            Default 0.1.
+        score_threshold: merged boxes scoring less are dropped (`Detector`);
+            >= 0, and at most 1 with `merge_score="mean"` (a sum of
+            probabilities can exceed 1, a mean cannot). Default 0.5.
         merge_score: a merged box's score: `"sum"` (default, the paper's:
             the sum of its windows' class scores) or `"mean"` (their mean,
             which does not grow with the number of windows and scales;
@@ -392,14 +438,30 @@ class DetectConfig:
 
     def __post_init__(self):
         _check_choices(self)
-        ok = 0 <= self.negative_overlap <= self.positive_overlap <= 1
-        _require(self, "negative_overlap", ok, "in [0, positive_overlap]")
         _require(self, "positive_overlap", 0 < self.positive_overlap <= 1, "in (0, 1]")
+        ok = 0 <= self.negative_overlap <= self.positive_overlap
+        _require(self, "negative_overlap", ok, "in [0, positive_overlap]")
         _require(self, "min_fill", 0 <= self.min_fill <= 1, "in [0, 1]")
         _require(self, "negatives_per_image", self.negatives_per_image >= 0, ">= 0")
         for name in ("max_boxes", "max_detections"):
             _require(self, name, getattr(self, name) >= 1, ">= 1")
         _check_scale_range(self, lowest=0.0)
+        _check_merge_threshold(self)
+        score = self.min_window_score
+        _require(self, "min_window_score", 0 <= score <= 1, "in [0, 1]")
+        score, mean = self.score_threshold, self.merge_score == "mean"
+        _require(
+            self,
+            "score_threshold",
+            score >= 0 and (score <= 1 or not mean),
+            "in [0, 1] with merge_score='mean'" if mean else ">= 0",
+        )
+
+
+def _check_merge_threshold(config) -> None:
+    """A match score (`merge.match_score`) lies in [0, 2)."""
+    ok = 0 <= config.merge_threshold < 2
+    _require(config, "merge_threshold", ok, "in [0, 2), the range of match scores")
 
 
 def _check_scale_range(config, lowest: float = 1.0) -> None:
@@ -423,7 +485,8 @@ class ExperimentConfig:
 
     Attributes:
         seed: the one seed that `keras.utils.set_random_seed` gets and that
-            shuffles and augmentations derive theirs from. Default 0.
+            shuffles and augmentations derive theirs from, in [0, 2**31).
+            Default 0.
         output_dir: folder for checkpoints, logs and the saved config.
             Default `"runs/default"`.
         model: a `ModelConfig`.
@@ -449,6 +512,8 @@ class ExperimentConfig:
 
     def __post_init__(self):
         _check_choices(self)
+        ok = 0 <= self.seed < _SEED_LIMIT
+        _require(self, "seed", ok, f"in [0, 2**31) (0 <= seed <= {_SEED_LIMIT - 1})")
         window = self.model.spec.geometry.window
         for section in ("localize", "detect"):
             size = getattr(self, section).image_size
@@ -515,8 +580,6 @@ def _convert(value, hint, source: str, key: str):
             return value
     elif hint is float and isinstance(value, (int, float)):
         return float(value)
-    elif hint is float and isinstance(value, str) and _EXPONENT_FLOAT.fullmatch(value):
-        return float(value)
     elif origin is None and isinstance(value, hint):
         return value
     raise TypeError(
@@ -555,6 +618,131 @@ def _from_dict(cls, data, source: str, prefix: str = ""):
         raise ValueError(f"{source}, at {section}: {error}") from None
 
 
+# === YAML ===
+# PyYAML reads YAML 1.1, which guesses: `1:30` is the int 90, `010` is 8 and
+# `1e-5` a string. Recipes are read with YAML 1.2's core schema for numbers
+# instead (decimal ints; floats with an optional dot and exponent, `.inf`
+# and `.nan`, which the rules then refuse), and a key given twice is an
+# error rather than the last one winning.
+_INT_TAG = "tag:yaml.org,2002:int"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+_INT = re.compile(r"[-+]?[0-9]+")
+_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
+_NON_FINITE = re.compile(r"[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)")
+# YAML 1.2's core schema spellings, for overrides of bool and optional keys.
+_BOOLS = {"true": True, "True": True, "TRUE": True}
+_BOOLS |= {"false": False, "False": False, "FALSE": False}
+_NULLS = ("null", "Null", "NULL", "~", "")
+
+
+class _Loader(yaml.SafeLoader):
+    """`yaml.SafeLoader` with YAML 1.2 numbers (see above)."""
+
+
+def _scalar_error(node, what: str):
+    return yaml.constructor.ConstructorError(
+        None, None, f"cannot read {node.value!r} as {what}", node.start_mark
+    )
+
+
+def _construct_int(loader, node):
+    text = loader.construct_scalar(node)
+    if not _INT.fullmatch(text):
+        raise _scalar_error(node, "an int (decimal digits)")
+    return int(text)
+
+
+def _construct_float(loader, node):
+    text = loader.construct_scalar(node)
+    if _NON_FINITE.fullmatch(text):  # `.inf`, `-.inf`, `.nan`: rules refuse them
+        return float(text.replace(".", "", 1))
+    if not _FLOAT.fullmatch(text):
+        raise _scalar_error(node, "a float")
+    return float(text)
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [
+        (tag, regexp) for tag, regexp in resolvers if tag not in (_INT_TAG, _FLOAT_TAG)
+    ]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+# A resolver's pattern is matched at the start only: anchor its end too.
+_INT_SCALAR = re.compile(rf"(?:{_INT.pattern})\Z")
+_FLOAT_SCALAR = re.compile(rf"(?:{_FLOAT.pattern}|{_NON_FINITE.pattern})\Z")
+_Loader.add_implicit_resolver(_INT_TAG, _INT_SCALAR, list("-+0123456789"))
+_Loader.add_implicit_resolver(_FLOAT_TAG, _FLOAT_SCALAR, list("-+0123456789."))
+_Loader.add_constructor(_INT_TAG, _construct_int)
+_Loader.add_constructor(_FLOAT_TAG, _construct_float)
+
+
+class _Dumper(yaml.SafeDumper):
+    """`yaml.SafeDumper` that quotes strings `_Loader` would read as floats."""
+
+
+_Dumper.add_implicit_resolver(_FLOAT_TAG, _FLOAT_SCALAR, list("-+0123456789."))
+
+
+def _duplicate_key(node, prefix: str = "", seen=None):
+    """The first key given twice in one mapping under `node`, or None.
+
+    Returns `(dotted_key, first_line, second_line)` (lines from 1).
+    """
+    seen = set() if seen is None else seen
+    if id(node) in seen:  # an alias met again
+        return None
+    seen.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        lines = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            if isinstance(key_node, yaml.ScalarNode):
+                dotted = f"{prefix}{key_node.value}"
+                line = key_node.start_mark.line + 1
+                name = (key_node.tag, key_node.value)
+                if name in lines:
+                    return dotted, lines[name], line
+                lines[name] = line
+                found = _duplicate_key(value_node, dotted + ".", seen)
+            else:
+                found = _duplicate_key(value_node, prefix, seen)
+            if found:
+                return found
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            found = _duplicate_key(item, f"{prefix.rstrip('.')}[{i}].", seen)
+            if found:
+                return found
+    return None
+
+
+def _load_yaml(text: str, source: str, prefix: str = ""):
+    """`text` read strictly (see `_Loader`), as plain Python values.
+
+    Raises:
+        yaml.YAMLError: for text that is not YAML.
+        ValueError: for a key given twice, naming `source`, the dotted key
+            (`prefix` + key) and both lines.
+    """
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        duplicate = node is not None and _duplicate_key(node, prefix)
+        if duplicate:
+            key, first, second = duplicate
+            lines = (
+                f"line {first}" if first == second else f"lines {first} and {second}"
+            )
+            raise ValueError(
+                f"{source}: key '{key}' is given twice; each key may appear "
+                f"once in its section. Received: '{key}' twice, on {lines}"
+            )
+        return loader.construct_document(node) if node is not None else None
+    finally:
+        loader.dispose()
+
+
 def _bundled_dir():
     """The folder of the bundled recipes, installed or in a source checkout."""
     try:
@@ -587,8 +775,66 @@ def _resolve(path_or_name: str | os.PathLike):
     )
 
 
+_OVERRIDE_FORMS = {
+    bool: "true or false",
+    int: "a whole number, e.g. 3",
+    float: "a number, e.g. 0.5 or 3e-4",
+}
+
+
+def _read_override(text: str, hint, source: str, key: str):
+    """The value of an override's `text`, read as the type `hint` of its key.
+
+    A str (or choice) key takes `text` as written; an int, float or bool key
+    takes a number or true/false (YAML 1.2 spellings); an optional key also
+    takes null (`null`, `~` or nothing). Only list and section keys read
+    YAML, with the recipes' rules. `_convert` then checks the value.
+    """
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    inner = hint
+    if origin in (typing.Union, types.UnionType):  # `X | None`
+        (inner,) = [a for a in args if a is not type(None)]
+    if dataclasses.is_dataclass(inner) or typing.get_origin(inner) is tuple:
+        try:
+            return _load_yaml(text, source, key + ".")
+        except yaml.YAMLError as error:
+            raise ValueError(
+                f"{source}: the value of a list or section override must be "
+                f"valid YAML ({getattr(error, 'problem', None) or error}). "
+                f"Received: {key}={text!r}"
+            ) from None
+    if inner is not hint and text.strip() in _NULLS:
+        return None
+    if inner is str or typing.get_origin(inner) is Literal:
+        return text
+    stripped = text.strip()
+    if inner is bool and stripped in _BOOLS:
+        return _BOOLS[stripped]
+    if inner is int and _INT.fullmatch(stripped):
+        return int(stripped)
+    if inner is float and _FLOAT.fullmatch(stripped):
+        return float(stripped)
+    if inner is float and re.fullmatch(r"[-+]?\.?(inf|infinity|nan)", stripped, re.I):
+        return float(stripped.replace(".", "", 1))  # for the rule's message
+    form = f" ({_OVERRIDE_FORMS[inner]})" if inner in _OVERRIDE_FORMS else ""
+    raise TypeError(
+        f"{source}: {key} must be {_type_name(hint)}{form}. Received: {key}={text!r}"
+    )
+
+
+def _hint_at(parts: list[str]):
+    """The type of the dotted key `parts` in `ExperimentConfig`, or None."""
+    cls = ExperimentConfig
+    for part in parts[:-1]:
+        cls = typing.get_type_hints(cls)[part]
+    return typing.get_type_hints(cls).get(parts[-1])
+
+
 def _apply_override(data: dict, override: str, source: str) -> dict:
-    """A copy of the config dict `data` with one "dotted.key=value" applied."""
+    """A copy of the config dict `data` with one "dotted.key=value" applied.
+
+    The value is read by the type of the key (`_read_override`).
+    """
     key, sep, text = override.partition("=")
     parts = key.strip().split(".")
     if not sep or not all(parts):
@@ -596,14 +842,6 @@ def _apply_override(data: dict, override: str, source: str) -> dict:
             f"{source}: an override must be 'dotted.key=value', e.g. "
             f"'train.epochs=3'. Received: override={override!r}"
         )
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise ValueError(
-            f"{source}: the value of an override must be valid YAML "
-            f"({getattr(error, 'problem', None) or error}). "
-            f"Received: override={override!r}"
-        ) from None
     data = dict(data)
     node = data
     for depth, part in enumerate(parts[:-1]):
@@ -617,6 +855,11 @@ def _apply_override(data: dict, override: str, source: str) -> dict:
             )
         node[part] = dict(node[part])
         node = node[part]
+    hint = _hint_at(parts)
+    # An unknown key keeps the text: `_from_dict` names it and the valid keys.
+    value = (
+        text if hint is None else _read_override(text, hint, source, ".".join(parts))
+    )
     old = node.get(parts[-1])
     merge = isinstance(old, dict) and isinstance(value, dict)
     node[parts[-1]] = {**old, **value} if merge else value
@@ -632,14 +875,21 @@ def load_config(
     a field and every value of the field's type: int is accepted for float,
     bool is not accepted for int or float, a list is read as a tuple, null
     only for optional fields, and a choice must be one of the listed values.
-    PyYAML reads `1e-5` as a string; float fields accept it as a number.
+    Numbers are read as in YAML 1.2 (`1e-5` is a float, `1:30` and `010`
+    are not the YAML 1.1 ints 90 and 8), floats must be finite, and a key
+    given twice in one mapping is an error.
 
     Args:
         path_or_name: a YAML file, or the name of a recipe in `configs/`
             (e.g. `"shapes_accurate"`; `bundled_recipes()` lists them).
         overrides: `"dotted.key=value"` strings applied in order on top of
-            the file, each value read as YAML: `"train.epochs=3"`,
-            `"data.data_dir=null"`, `"train.lr_decay_epochs=[1, 2]"`.
+            the file, each value read by the type of its key: a str key
+            takes the text as written (`"output_dir=runs/exp #2"`), an
+            int, float or bool key a number or true/false
+            (`"train.epochs=3"`, `"train.learning_rate=3e-4"`), an optional
+            key also null (`"data.data_dir=null"`), and list and section
+            keys YAML (`"train.lr_decay_epochs=[1, 2]"`,
+            `"model={width: 0.5}"`).
 
     Returns:
         A new, frozen `ExperimentConfig`.
@@ -647,9 +897,9 @@ def load_config(
     Raises:
         FileNotFoundError: if `path_or_name` is neither a file nor a bundled
             recipe; the message lists the recipes.
-        ValueError: for an unknown key, a value out of range, a malformed
-            override or invalid YAML; the message names the file, the dotted
-            key or the override.
+        ValueError: for an unknown key, a key given twice, a value out of
+            range (or not finite), a malformed override or invalid YAML; the
+            message names the file, the dotted key or the override.
         TypeError: for a value of the wrong type, naming the file, the
             dotted key, the expected type and the value.
 
@@ -663,7 +913,7 @@ def load_config(
     path = _resolve(path_or_name)
     source = str(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = _load_yaml(path.read_text(encoding="utf-8"), source)
     except yaml.YAMLError as error:
         raise ValueError(f"{source} is not valid YAML: {error}") from None
     config = _from_dict(ExperimentConfig, data, source)
@@ -703,5 +953,5 @@ def save_config(config: ExperimentConfig, path: str | os.PathLike) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = yaml.safe_dump(config_to_dict(config), sort_keys=False)
+    text = yaml.dump(config_to_dict(config), Dumper=_Dumper, sort_keys=False)
     path.write_text(text, encoding="utf-8")

@@ -2,6 +2,7 @@
 
 import dataclasses
 import re
+import typing
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,9 @@ import yaml
 from overfeat_tf import architectures
 from overfeat_tf.config import (
     DataConfig,
+    DetectConfig,
     ExperimentConfig,
+    LocalizeConfig,
     ModelConfig,
     TrainConfig,
     bundled_recipes,
@@ -289,7 +292,7 @@ OVERRIDE_ERRORS = [
     ("train.epochs", ValueError, ["must be 'dotted.key=value'"]),
     ("=3", ValueError, ["must be 'dotted.key=value'"]),
     ("train..epochs=3", ValueError, ["must be 'dotted.key=value'"]),
-    ("train.epochs=[1", ValueError, ["must be valid YAML"]),
+    ("train.lr_decay_epochs=[1", ValueError, ["must be valid YAML"]),
     ("train.batchsize=3", ValueError, ["'train.batchsize'", "'batch_size'"]),
     ("trian.epochs=3", ValueError, ["'trian' is not one", "'train'"]),
     ("train.epochs.max=3", ValueError, ["'train.epochs' is not one"]),
@@ -348,6 +351,15 @@ RULES = [
     (TrainConfig, {"mixed_precision": "float16"}, "mixed_precision must be one of"),
     (TrainConfig, {"histogram_freq": -1}, "histogram_freq must be >= 0"),
     (TrainConfig, {"image_summaries": -1}, "image_summaries must be >= 0"),
+    # Issue 18, item 7.
+    (ModelConfig, {"width": float("inf")}, "width must be a finite number > 0"),
+    (ModelConfig, {"initializer": "nope"}, "initializer must be one of"),
+    (TrainConfig, {"warmup_epochs": float("inf")}, "warmup_epochs must be a finite"),
+    (LocalizeConfig, {"merge_threshold": 2.0}, "merge_threshold must be in [0, 2)"),
+    (DetectConfig, {"merge_threshold": -1.0}, "merge_threshold must be in [0, 2)"),
+    (DetectConfig, {"score_threshold": -1.0}, "score_threshold must be >= 0"),
+    (DetectConfig, {"min_window_score": 1.5}, "min_window_score must be in [0, 1]"),
+    (ExperimentConfig, {"seed": 2**31}, "seed must be in [0, 2**31)"),
 ]
 
 
@@ -358,3 +370,219 @@ def test_direct_construction_is_checked(cls, kwargs, rule):
     with pytest.raises(ValueError, match=re.escape(expected)) as info:
         cls(**kwargs)
     assert f"Received: {name}={value!r}" in str(info.value)
+
+
+# Issue 18, item 4: an override's value is read by the type of its key,
+# never by YAML's guessing (`#` starts a comment, `1:30` is 90, `yes` true).
+@pytest.mark.parametrize(
+    "override, key, value",
+    [
+        ("output_dir=runs/exp #2", "output_dir", "runs/exp #2"),
+        ("output_dir=2024", "output_dir", "2024"),
+        ("output_dir=1e5", "output_dir", "1e5"),
+        ("data.source= /data/a b ", "data.source", " /data/a b "),
+        ("data.data_dir=1:30", "data.data_dir", "1:30"),
+        ("data.data_dir=null", "data.data_dir", None),
+        ("data.data_dir=", "data.data_dir", None),
+        ("detect.backbone=null", "detect.backbone", None),
+        ("detect.backbone=~", "detect.backbone", None),
+        ("train.steps_per_epoch=null", "train.steps_per_epoch", None),
+        ("train.steps_per_epoch=7", "train.steps_per_epoch", 7),
+        ("train.epochs=010", "train.epochs", 10),
+        ("train.learning_rate=3e-4", "train.learning_rate", 3e-4),
+        ("train.weight_decay=1.0e-5", "train.weight_decay", 1e-5),
+        ("train.learning_rate=2", "train.learning_rate", 2.0),
+        ("train.jit_compile=false", "train.jit_compile", False),
+        ("train.jit_compile=True", "train.jit_compile", True),
+        ("data.scale_range=[231, 300]", "data.scale_range", (231, 300)),
+        ("data.scale_range=null", "data.scale_range", None),
+        ("model={width: 0.5}", "model.width", 0.5),
+        ("task=detect", "task", "detect"),
+    ],
+)
+def test_override_is_read_by_the_type_of_its_key(tmp_path, override, key, value):
+    config = load_config("tiny", [override])
+    read = config
+    for part in key.split("."):
+        read = getattr(read, part)
+    assert read == value and type(read) is type(value)
+    save_config(config, tmp_path / "config.yaml")
+    assert load_config(tmp_path / "config.yaml") == config
+
+
+@pytest.mark.parametrize(
+    "override, fragments",
+    [
+        ("train.epochs=1:30", ["train.epochs must be int", "'1:30'"]),
+        ("train.epochs=0x10", ["train.epochs must be int", "'0x10'"]),
+        ("train.epochs=1_000", ["train.epochs must be int", "'1_000'"]),
+        ("train.epochs=3.0", ["train.epochs must be int", "'3.0'"]),
+        ("train.steps_per_epoch=1:30", ["steps_per_epoch must be int or None"]),
+        ("train.learning_rate=1:30", ["learning_rate must be float", "'1:30'"]),
+        ("train.learning_rate=1_0", ["learning_rate must be float"]),
+        ("train.jit_compile=yes", ["jit_compile must be bool", "'yes'"]),
+        ("train.jit_compile=off", ["jit_compile must be bool", "'off'"]),
+        ("train.jit_compile=1", ["jit_compile must be bool", "'1'"]),
+        ("data.cache=on", ["data.cache must be bool"]),
+        ("train.lr_decay_epochs=[1, 1:30]", ["lr_decay_epochs[1] must be int"]),
+        (
+            "data.scale_range=[231, 0x1ff]",
+            ["scale_range must be a list of int or None", "'0x1ff'"],
+        ),
+        ("model={width: 1:30}", ["model.width must be float"]),
+    ],
+)
+def test_override_numbers_and_bools_must_be_written_as_such(override, fragments):
+    with pytest.raises(TypeError) as info:
+        load_config("tiny", [override])
+    message = str(info.value)
+    assert "tiny.yaml" in message and repr(override) in message
+    for fragment in fragments:
+        assert fragment in message
+
+
+@pytest.mark.parametrize(
+    "text, fragments",
+    [
+        ("train:\n  epochs: 1:30\n", ["train.epochs must be int", "'1:30'"]),
+        ("train:\n  lr_decay_epochs: [10, 1:30]\n", ["lr_decay_epochs[1]"]),
+        ("seed: 0o17\n", ["seed must be int", "'0o17'"]),
+    ],
+)
+def test_file_numbers_are_not_guessed(tmp_path, text, fragments):
+    path = write(tmp_path, text)
+    with pytest.raises(TypeError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert str(path) in message
+    for fragment in fragments:
+        assert fragment in message
+
+
+def test_file_reads_yaml_1_2_numbers(tmp_path):
+    text = "seed: 010\ntrain:\n  learning_rate: 3e-4\n  weight_decay: 1.0e-5\n"
+    config = load_config(write(tmp_path, text))
+    assert config.seed == 10
+    assert config.train.learning_rate == 3e-4
+    assert config.train.weight_decay == 1e-5
+
+
+# Issue 18, item 7: the strict loader is strict.
+@pytest.mark.parametrize(
+    "text, key, lines",
+    [
+        ("seed: 1\nseed: 2\n", "'seed'", "lines 1 and 2"),
+        (
+            "train:\n  epochs: 3\n  batch_size: 8\n  epochs: 4\n",
+            "'train.epochs'",
+            "2 and 4",
+        ),
+        ("train: {epochs: 3, epochs: 4}\n", "'train.epochs'", "line 1"),
+        ("model:\n  width: 1\nmodel:\n  dropout: 0\n", "'model'", "1 and 3"),
+    ],
+)
+def test_duplicate_keys_are_errors(tmp_path, text, key, lines):
+    path = write(tmp_path, text)
+    with pytest.raises(ValueError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert str(path) in message and key in message and "given twice" in message
+    assert lines in message
+
+
+def test_duplicate_keys_in_an_override_are_errors():
+    override = "train={epochs: 3, epochs: 4}"
+    with pytest.raises(ValueError, match="'train.epochs' is given twice"):
+        load_config("tiny", [override])
+
+
+def _float_fields():
+    """(section, field, a non-finite value as YAML) for every float field."""
+    for section in ("model", "data", "train", "localize", "detect"):
+        cls = typing.get_type_hints(ExperimentConfig)[section]
+        for name, hint in typing.get_type_hints(cls).items():
+            if hint is float:
+                for value in (".inf", "-.inf", ".nan"):
+                    yield section, name, value
+            elif typing.get_args(hint)[:1] == (float,):  # tuple[float, ...]
+                yield section, name, "[1.0, .inf]"
+                yield section, name, "[.nan, 1.5]"
+
+
+FLOAT_FIELDS = list(_float_fields())
+
+
+def test_every_float_field_is_covered():
+    names = {(section, name) for section, name, _ in FLOAT_FIELDS}
+    for key in ("width", "learning_rate", "weight_decay", "warmup_epochs"):
+        assert any(name == key for _, name in names)
+    assert ("detect", "score_threshold") in names
+    assert ("localize", "scale_range") in names
+
+
+@pytest.mark.parametrize("section, name, value", FLOAT_FIELDS)
+def test_non_finite_floats_are_refused(tmp_path, section, name, value):
+    path = write(tmp_path, f"{section}:\n  {name}: {value}\n")
+    with pytest.raises(ValueError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert str(path) in message and f"{name} must be" in message
+    assert "finite" in message
+    override = f"{section}.{name}={value}"
+    with pytest.raises(ValueError, match=f"{name} must be"):
+        load_config("tiny", [override])
+
+
+# A setting out of its range, and the range the message must state.
+RANGES = [
+    ("localize.merge_threshold=-5", "merge_threshold must be in [0, 2)"),
+    ("localize.merge_threshold=2", "merge_threshold must be in [0, 2)"),
+    (
+        "localize.merge_threshold=.nan",
+        "merge_threshold must be a finite number in [0, 2)",
+    ),
+    ("detect.merge_threshold=2", "merge_threshold must be in [0, 2)"),
+    ("detect.merge_threshold=-0.1", "merge_threshold must be in [0, 2)"),
+    ("detect.score_threshold=-5", "score_threshold must be >= 0"),
+    ("detect.score_threshold=.nan", "score_threshold must be a finite number >= 0"),
+    ("detect.score_threshold=.inf", "score_threshold must be a finite number >= 0"),
+    ("detect.min_window_score=2", "min_window_score must be in [0, 1]"),
+    ("detect.min_window_score=-5", "min_window_score must be in [0, 1]"),
+    (
+        "detect.min_window_score=.nan",
+        "min_window_score must be a finite number in [0, 1]",
+    ),
+    (
+        "detect={merge_score: mean, score_threshold: 2}",
+        "score_threshold must be in [0, 1] with merge_score='mean'",
+    ),
+    ("seed=-1", "seed must be in [0, 2**31)"),
+    ("seed=2147483648", "seed must be in [0, 2**31)"),
+    ("model.initializer=nope", "initializer must be one of ['he_normal', 'paper'] or"),
+    ("model.initializer=constant", "keras.initializers.get"),
+]
+
+
+@pytest.mark.parametrize("override, rule", RANGES)
+def test_settings_are_range_checked_at_load(override, rule):
+    with pytest.raises(ValueError) as info:
+        load_config("tiny", [override])
+    message = str(info.value)
+    assert "tiny.yaml" in message and rule in message and "Received: " in message
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "detect.score_threshold=2",  # a sum of probabilities
+        "detect.merge_threshold=0",
+        "detect.min_window_score=1",
+        "localize.merge_threshold=1.99",
+        "seed=2147483647",
+        "model.initializer=paper",
+        "model.initializer=glorot_uniform",
+        "model.initializer=LecunNormal",
+    ],
+)
+def test_settings_in_range_load(override):
+    load_config("tiny", [override])
