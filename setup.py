@@ -24,6 +24,9 @@ setup(
     + ["overfeat_tf.export", "overfeat_tf.configs"],
     package_dir={"overfeat_tf.export": "export", "overfeat_tf.configs": "configs"},
     package_data={"overfeat_tf.configs": ["*.yaml"]},
+    # The command line's flags and help, outside the package so that
+    # `overfeat --help` runs without importing TensorFlow (overfeat_cli.py).
+    py_modules=["overfeat_cli"],
     install_requires=[
         "tensorflow>=2.20,<2.22",
         "keras>=3.10,<4",
@@ -62,7 +65,7 @@ setup(
             "ruff>=0.6",
         ],
     },
-    entry_points={"console_scripts": ["overfeat = overfeat_tf.cli:main"]},
+    entry_points={"console_scripts": ["overfeat = overfeat_cli:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",
         "Topic :: Scientific/Engineering :: Artificial Intelligence",

@@ -1,12 +1,17 @@
 """The `overfeat` command."""
 
 import json
+import os
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
 from helpers import TINY
 from PIL import Image
 
+import overfeat_cli
 import overfeat_tf as of
 from overfeat_tf import cli
 from overfeat_tf.data import shapes
@@ -70,7 +75,10 @@ def test_train_runs_a_recipe_and_resumes(data_dir, tmp_path, capsys):
         "train.learning_rate=0.002",
     ]
     assert cli.main(args) == 0
-    assert "top1_error" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "top1_error" in out
+    # stdout is not a terminal here: a line per epoch, no progress bars.
+    assert "3/3 - " in out and not {"\r", "\u2501", "\x1b"} & set(out), out
     assert (tmp_path / "model.keras").exists()
     assert (tmp_path / "config.yaml").exists()
     # Run again: every epoch is done, so it resumes at the end.
@@ -262,7 +270,8 @@ def test_predict_tells_overrides_from_images(saved_model, tmp_path, capsys):
 
 
 def test_train_output_is_output_dir():
-    args = cli._parser().parse_args(["train", "--config", "tiny", "--output", "r1"])
+    parser = overfeat_cli.build_parser()
+    args = parser.parse_args(["train", "--config", "tiny", "--output", "r1"])
     assert args.output_dir == "r1"
 
 
@@ -276,3 +285,175 @@ def test_describe_a_saved_model(saved_model, tmp_path, capsys):
     assert f"width {TINY:g}, 10 classes" in from_model
     assert cli.main(["describe", "--model", str(tmp_path / "none")]) == 2
     assert f"No trained model at {tmp_path / 'none'}" in capsys.readouterr().err
+
+
+def _save_images(rng, paths_and_sizes):
+    """Random lossless images at `path: (height, width)`; returns the pixels."""
+    pixels = {}
+    for path, size in paths_and_sizes.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pixels[str(path)] = rng.integers(0, 256, (*size, 3), np.uint8)
+        Image.fromarray(pixels[str(path)]).save(path)
+    return pixels
+
+
+QUICK = ["--scales", "1", "--no-flips"]
+
+
+def test_predict_descends_into_class_folders(saved_model, tmp_path, rng, capsys):
+    _, run = saved_model
+    root = tmp_path / "photos"
+    files = [root / "cat" / "b.png", root / "cat" / "a.png"]
+    files += [root / "dog" / "puppies" / "c.png", root / "z.png"]
+    _save_images(rng, {path: (240, 240) for path in files})
+    _save_images(rng, {root / ".thumbnails" / "a.png": (240, 240)})  # hidden
+    (root / "dog" / "labels.csv").write_text("not an image")
+    output = tmp_path / "p.json"
+    args = ["predict", "--model", str(run), str(root), *QUICK]
+    assert cli.main([*args, "--output", str(output)]) == 0
+    want = ["cat/a.png", "cat/b.png", "dog/puppies/c.png", "z.png"]
+    assert list(json.loads(output.read_text())) == [str(root / p) for p in want]
+    capsys.readouterr()
+
+    broken = root / "dog" / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8 not really a jpeg")
+    assert cli.main([*args, "--output", str(output)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("overfeat predict: error: Cannot decode image " + str(broken))
+
+
+def test_predict_reads_a_voc_split_list(saved_model, tmp_path, rng, capsys):
+    _, run = saved_model
+    root = tmp_path / "VOC2007"
+    images = root / "JPEGImages"
+    _save_images(rng, {images / f"{i}.jpg": (240, 250) for i in ("000005", "000012")})
+    _save_images(rng, {images / "000099.jpg": (240, 250)})  # in no list
+    lists = root / "ImageSets" / "Main"
+    lists.mkdir(parents=True)
+    (lists / "val.txt").write_text("000012\n000005\n\n")
+    (lists / "cat_val.txt").write_text("000005 -1\n000012  1\n")
+    output = tmp_path / "p.json"
+    args = ["predict", "--model", str(run), *QUICK, "--output", str(output)]
+    assert cli.main([*args, "--voc-list", str(lists / "val.txt")]) == 0
+    listed = [str(images / "000012.jpg"), str(images / "000005.jpg")]
+    assert list(json.loads(output.read_text())) == listed  # the list's order
+    # Images first, then each list; each image once.
+    extra = str(images / "000099.jpg")
+    lists_args = ["--voc-list", str(lists / "cat_val.txt"), "--voc-list"]
+    assert cli.main([*args, extra, *lists_args, str(lists / "val.txt")]) == 0
+    assert list(json.loads(output.read_text())) == [extra, *listed[::-1]]
+    capsys.readouterr()
+
+    (lists / "test.txt").write_text("000005\n000077\n")
+    (tmp_path / "ids.txt").write_text("000005\n")
+    cases = [
+        (lists / "test.txt", f"No image {images / '000077.jpg'} for id '000077' "),
+        (tmp_path / "ids.txt", "ROOT/ImageSets/Main/SPLIT.txt"),
+        (lists / "train.txt", f"No VOC split list at {lists / 'train.txt'}"),
+    ]
+    for path, message in cases:
+        assert cli.main([*args, "--voc-list", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("overfeat predict: error:") and message in err, err
+
+
+def test_predict_batches_images_by_size(
+    saved_model, tmp_path, rng, capsys, monkeypatch
+):
+    model, run = saved_model
+    sizes = {"a": (240, 260), "b": (250, 300), "c": (240, 260), "d": (240, 260)}
+    sizes["e"] = (250, 300)
+    pixels = _save_images(rng, {tmp_path / f"{n}.png": s for n, s in sizes.items()})
+    calls = []
+    call = Classifier.__call__
+
+    def spy(self, images):
+        calls.append(images.shape)
+        return call(self, images)
+
+    monkeypatch.setattr(Classifier, "__call__", spy)
+    output = tmp_path / "p.json"
+    args = ["predict", "--model", str(run), str(tmp_path), *QUICK]
+    assert cli.main([*args, "--batch-size", "2", "--output", str(output)]) == 0
+    # One call per batch of one size, at most 2 images each.
+    assert calls == [(2, 240, 260, 3), (1, 240, 260, 3), (2, 250, 300, 3)]
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == (
+        "protocol: fast network, 1 scale (256), fine stride, no flips, "
+        "images batched by size (up to 2 a call)"
+    )
+    paths = [line for line in printed if line.startswith(str(tmp_path))]
+    predictions = json.loads(output.read_text())
+    assert paths == list(predictions) == sorted(pixels)  # as listed
+    monkeypatch.undo()
+    classifier = Classifier(model, scales=(256,), flips=False)
+    for path, image in pixels.items():
+        want = classifier(image)
+        ids = want["top_k_ids"].numpy().tolist()
+        assert [row[0] for row in predictions[path]] == ids
+        np.testing.assert_allclose(
+            [row[2] for row in predictions[path]],
+            want["top_k_probabilities"],
+            rtol=1e-5,
+        )
+    # The default protocol, and how to try a quicker one.
+    args = ["predict", "--model", str(run), str(tmp_path / "a.png")]
+    assert cli.main([*args, "--output", str(output)]) == 0
+    assert capsys.readouterr().out.startswith(
+        "protocol: fast network, 6 scales (256, 294, 331, 407, 444, 482), "
+        "fine stride, flips, images batched by size (up to 8 a call)\n"
+    )
+    with pytest.raises(SystemExit):
+        cli.main(["predict", "--help"])
+    assert "for a quick first try add --scales 1 --no-flips" in capsys.readouterr().out
+
+
+def test_help_does_not_import_tensorflow(tmp_path):
+    """`overfeat --help`, a command's help and a usage error answer without
+    importing TensorFlow, Keras or the package; the console script runs
+    overfeat_cli."""
+    code = textwrap.dedent(
+        """
+        import sys
+        from importlib.metadata import entry_points
+
+        import overfeat_cli
+
+        for argv in (["--help"], ["predict", "--help"], ["trian"]):
+            try:
+                overfeat_cli.main(argv)
+            except SystemExit as exit:
+                assert exit.code == (2 if argv == ["trian"] else 0), argv
+        heavy = {"tensorflow", "keras", "overfeat_tf"} & set(sys.modules)
+        assert not heavy, heavy
+        script = entry_points(group="console_scripts")["overfeat"]
+        assert script.value == "overfeat_cli:main", (
+            f"overfeat runs {script.value}: reinstall (pip install -e .)"
+        )
+        """
+    )
+    # Not from the repository: a stale overfeat_tf.egg-info there is read first.
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "--voc-list FILE" in done.stdout and "invalid choice" in done.stderr
+
+
+def test_start_up_notices_are_hidden(tmp_path):
+    """TensorFlow's start-up notices (cuInit, oneDNN, ...) stay out of
+    stderr when TF_CPP_MIN_LOG_LEVEL is unset."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    command = [sys.executable, "-m", "overfeat_cli", "describe", "--network", "fast"]
+    done = subprocess.run(
+        [*command, "--width", "0.125"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "window 231 px" in done.stdout
+    for notice in ("cuInit", "oneDNN", "absl::InitializeLog", "cuda drivers"):
+        assert notice not in done.stderr, done.stderr

@@ -23,6 +23,7 @@ import dataclasses
 import functools
 import logging
 import os
+import sys
 from typing import Callable
 
 import keras
@@ -483,9 +484,14 @@ def _check_frozen_unchanged(model, frozen, checkpoint, config):
 
 
 def train(config: ExperimentConfig) -> keras.callbacks.History:
-    """`prepare` then `model.fit`; saves `output_dir/model.keras` at the end."""
+    """`prepare` then `model.fit`; saves `output_dir/model.keras` at the end.
+
+    The progress bar is for a terminal: when stdout is not one (a log file,
+    a pipe), fit writes one line per epoch instead.
+    """
     run = prepare(config)
-    history = run.model.fit(**run.fit_kwargs())
+    verbose = 1 if sys.stdout.isatty() else 2
+    history = run.model.fit(**run.fit_kwargs(), verbose=verbose)
     run.network.save(os.path.join(config.output_dir, "model.keras"))
     return history
 
