@@ -544,6 +544,11 @@ def main(argv: list[str] | None = None) -> int:
     _start_tensorflow()
     from overfeat_tf import cli
 
+    if not sys.stdout.isatty():  # a log file: no tfds progress bars in it
+        import tensorflow_datasets as tfds
+
+        tfds.disable_progress_bar()
+
     try:
         print(cli.COMMANDS[args.command](args))
     except (

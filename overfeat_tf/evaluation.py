@@ -15,6 +15,7 @@ and speed per protocol; `format_table` prints them as a markdown table.
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from typing import Literal, Sequence
 
@@ -256,7 +257,10 @@ def _timed(run, images, protocol, verbose):
     """`run` on every image: the outputs and images/s (after a warm-up
     call that traces the graph, so tracing is not timed)."""
     run(images[0])
-    progress = keras.utils.Progbar(len(images), verbose=int(verbose))
+    # A bar on a terminal, one line per protocol in a log file.
+    progress = keras.utils.Progbar(
+        len(images), verbose=(1 if sys.stdout.isatty() else 2) if verbose else 0
+    )
     if verbose:
         print(protocol.name)
     outputs, start = [], time.perf_counter()

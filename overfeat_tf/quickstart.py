@@ -61,7 +61,7 @@ class Mode:
 FULL = Mode(
     overrides=("train.histogram_freq=0",),
     task_overrides={
-        "classify": ("train.epochs=5", "train.lr_decay_epochs=[4]"),
+        "classify": ("train.epochs=7", "train.lr_decay_epochs=[6]"),
         "localize": ("train.epochs=4", "train.lr_decay_epochs=[3]"),
         "detect": ("train.epochs=3", "train.lr_decay_epochs=[2]"),
     },
@@ -69,17 +69,17 @@ FULL = Mode(
     scales=(1, 2),
     pictures=4,
     verify_images=20,
-    # Measured on 2 cores (stages 1-3 also generate their data sets the
-    # first time: about 75 s in all).
+    # Measured on 2 cores, one run alone, stages 2-3 generating their data
+    # sets (about 45 s each; classification's, 35 s more, was there).
     estimates={
-        "train classify": 370,
-        "train localize": 85,
-        "train detect": 170,
-        "evaluate classify": 40,
-        "evaluate localize": 20,
-        "evaluate detect": 20,
-        "export": 40,
-        "report": 10,
+        "train classify": 404,
+        "train localize": 157,
+        "train detect": 414,
+        "evaluate classify": 73,
+        "evaluate localize": 40,
+        "evaluate detect": 26,
+        "export": 55,
+        "report": 11,
     },
 )
 TINY = Mode(
