@@ -324,6 +324,7 @@ def evaluate_detection(
     min_window_score: float = 0.1,
     score_threshold: float = 0.5,
     max_detections: int = 100,
+    merge_score: str = "sum",
     verbose: bool = True,
 ) -> list[DetectionResult]:
     """VOC AP50, COCO AP@[.5:.95] / AP50 / AP75, false positives per empty
@@ -335,8 +336,8 @@ def evaluate_detection(
             `readers.load_detection` gives.
         protocols: the rows (`detection_protocols`).
         limit: evaluate only the first `limit` images.
-        merge_threshold, min_window_score, score_threshold, max_detections:
-            as for `Detector`.
+        merge_threshold, min_window_score, score_threshold, max_detections,
+        merge_score: as for `Detector`.
         verbose: show a progress bar per protocol.
 
     Raises:
@@ -374,6 +375,7 @@ def evaluate_detection(
                 min_window_score=min_window_score,
                 score_threshold=score_threshold,
                 max_detections=max_detections,
+                merge_score=merge_score,
             )
         outputs, speed = _timed(run, images, protocol, verbose)
         found = []
@@ -485,6 +487,7 @@ def evaluate_task(
         min_window_score=settings.min_window_score,
         score_threshold=settings.score_threshold,
         max_detections=settings.max_detections,
+        merge_score=settings.merge_score,
     )
 
 

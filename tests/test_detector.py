@@ -111,11 +111,19 @@ def _dataset(scenes):
     )
 
 
-def test_evaluation_equals_the_metrics_of_the_detector_outputs(detector_model, rng):
+@pytest.mark.parametrize("merge_score", ["sum", "mean"])
+def test_evaluation_equals_the_metrics_of_the_detector_outputs(
+    detector_model, rng, merge_score
+):
     scenes = _scenes(rng)
     protocols = detection_protocols(detector_model, scales=(1,), flips=False)
     assert [p.name for p in protocols][0] == "random boxes"
-    options = dict(min_window_score=0.1, score_threshold=0.3, max_detections=30)
+    options = dict(
+        min_window_score=0.1,
+        score_threshold=0.3,
+        max_detections=30,
+        merge_score=merge_score,
+    )
     results = evaluate_detection(
         detector_model, _dataset(scenes), protocols, verbose=False, **options
     )
