@@ -542,3 +542,142 @@ def test_shuffled_and_unverified_voc_folder(tmp_path, rng):
     assert (data.num_examples, data.skipped) == (3, 0)
     with pytest.raises(tf.errors.InvalidArgumentError):
         list(data.dataset)  # without the pass, corrupt files fail when read
+
+
+# === Duplicate and ambiguous ids (issue 18, item 5) ===
+
+
+def edit_coco(root, edit):
+    """Applies `edit(data)` to the instances_train.json that write_coco wrote."""
+    path = os.path.join(root, COCO_LAYOUTS[0][0])
+    with open(path) as f:
+        data = json.load(f)
+    edit(data)
+    with open(path, "w") as f:
+        json.dump(data, f)
+    return path
+
+
+def two_coco_images(tmp_path, rng):
+    """Images 1 (an ant) and 2 (a moose), files one.png and two.png."""
+    images = {
+        1: ("one.png", smooth_image(rng, 10, 12)),
+        2: ("two.png", smooth_image(rng, 10, 12)),
+    }
+    write_coco(tmp_path, images, [(1, 2, [1, 1, 4, 4]), (2, 5, [2, 2, 3, 3])])
+
+
+def test_coco_duplicate_image_id_is_an_error_never_merged(tmp_path, rng, caplog):
+    # Image 2 listed again as three.png: its boxes would go to both files.
+    write_image(str(tmp_path / "images/train/three.png"), smooth_image(rng, 10, 12))
+    two_coco_images(tmp_path, rng)
+    path = edit_coco(
+        tmp_path,
+        lambda data: data["images"].append(
+            {"id": 2, "file_name": "three.png", "height": 10, "width": 12}
+        ),
+    )
+    with pytest.raises(ValueError, match=rf"record=2, file='{re.escape(path)}'"):
+        readers.load_detection(str(tmp_path), "train")
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    data = readers.load_detection(str(tmp_path), "train", on_bad="skip")
+    assert (data.num_examples, data.skipped) == (1, 2)  # both entries of id 2
+    assert set(by_id(data)) == {"1"}
+    assert "2 duplicate id" in caplog.text
+
+
+def test_coco_duplicate_annotation_id_is_an_error(tmp_path, rng):
+    two_coco_images(tmp_path, rng)
+    path = edit_coco(
+        tmp_path, lambda data: data["annotations"][1].update(id=0)
+    )  # the ids are 0 and 1
+    with pytest.raises(ValueError, match=rf"record=0, file='{re.escape(path)}'"):
+        readers.load_detection(str(tmp_path), "train")
+    data = readers.load_detection(str(tmp_path), "train", on_bad="skip")
+    assert (data.num_examples, data.skipped) == (0, 2)  # both images hold id 0
+
+
+@pytest.mark.parametrize("on_bad", ["error", "skip"])
+def test_coco_duplicate_category_id_is_an_error(tmp_path, rng, on_bad):
+    # Categories 2 ant and 2 lion: ant boxes would be labelled lion (or not).
+    two_coco_images(tmp_path, rng)
+    path = edit_coco(
+        tmp_path, lambda data: data["categories"].append({"id": 2, "name": "lion"})
+    )
+    with pytest.raises(ValueError, match=rf"{re.escape(path)}.*categories.*id=2"):
+        readers.load_detection(str(tmp_path), "train", on_bad=on_bad)
+
+
+NON_INT_IDS = [  # (entry edited, field, (kept, skipped) under on_bad="skip")
+    ("images", "id", (1, 2)),  # image 2 and its annotation, now of no image
+    ("annotations", "image_id", (2, 1)),  # that annotation: image 2 has no box
+    ("annotations", "category_id", (1, 1)),  # image 2
+    ("annotations", "id", (1, 1)),  # image 2
+    ("categories", "id", None),  # the label map: always an error
+]
+
+
+@pytest.mark.parametrize("entry, field, counts", NON_INT_IDS)
+def test_coco_non_int_id_names_the_file_and_field(tmp_path, rng, entry, field, counts):
+    two_coco_images(tmp_path, rng)
+    path = edit_coco(tmp_path, lambda data: data[entry][1].update({field: [2]}))
+    named = re.escape(f"{path}', field='{entry}[1].{field}'")
+    with pytest.raises(ValueError, match=named):
+        readers.load_detection(str(tmp_path), "train")
+    if counts is not None:  # a bad record: skipped and counted
+        data = readers.load_detection(str(tmp_path), "train", on_bad="skip")
+        assert (data.num_examples, data.skipped) == counts
+
+
+@pytest.mark.parametrize("outside", ["/etc/hostname", "../../outside.png"])
+def test_coco_file_name_outside_the_image_folder_is_refused(tmp_path, rng, outside):
+    write_image(str(tmp_path / "outside.png"), smooth_image(rng, 10, 12))
+    two_coco_images(tmp_path / "coco", rng)
+    path = edit_coco(
+        tmp_path / "coco",
+        lambda data: data["images"][1].update(file_name=outside),
+    )
+    match = rf"record=2, file='{re.escape(path)}'.*{re.escape(outside)}"
+    with pytest.raises(ValueError, match=match):
+        readers.load_detection(str(tmp_path / "coco"), "train")
+    data = readers.load_detection(str(tmp_path / "coco"), "train", on_bad="skip")
+    assert (data.num_examples, data.skipped) == (1, 1)
+    assert set(by_id(data)) == {"1"}
+
+
+def test_voc_id_listed_twice_in_a_split_file(tmp_path, rng, caplog):
+    write_voc(tmp_path, rng)
+    split_file = str(tmp_path / "VOC2007/ImageSets/Main/trainval.txt")
+    with open(split_file, "a") as f:
+        f.write("000002\n")
+    match = rf"record='000002', file='{re.escape(split_file)}'"
+    with pytest.raises(ValueError, match=match):
+        readers.load_detection(str(tmp_path), "trainval")
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    data = readers.load_detection(str(tmp_path), "trainval", on_bad="skip")
+    assert (data.num_examples, data.skipped) == (3, 1)
+    assert sorted(by_id(data)) == sorted(VOC_ANNOTATIONS)  # 000002 once
+    assert "1 duplicate id" in caplog.text
+
+
+@pytest.mark.parametrize("on_bad", ["error", "skip"])
+def test_voc_empty_split_is_an_error_naming_the_split_file(tmp_path, rng, on_bad):
+    write_voc(tmp_path, rng)
+    split_file = tmp_path / "VOC2007/ImageSets/Main/val.txt"
+    split_file.write_text("\n")
+    with pytest.raises(ValueError, match=rf"{re.escape(str(split_file))}.*no id"):
+        readers.load_detection(str(tmp_path), "val", on_bad=on_bad)
+
+
+def test_voc_class_indices_do_not_depend_on_the_split(tmp_path, rng):
+    # val has no cat: its dog and person keep the indices they have in train.
+    write_voc(tmp_path, rng, split="train")
+    main = tmp_path / "VOC2007/ImageSets/Main"
+    (main / "val.txt").write_text("000002\n000003\n")
+    (main / "cat_train.txt").write_text("000001  1\n000002 -1\n")  # a class list
+    train = readers.load_detection(str(tmp_path), "train")
+    val = readers.load_detection(str(tmp_path), "val")
+    assert train.class_names == val.class_names == ("cat", "dog", "person")
+    person = train.class_names.index("person")
+    np.testing.assert_array_equal(by_id(val)["000002"]["labels"], [person])
+    np.testing.assert_array_equal(by_id(train)["000002"]["labels"], [person])

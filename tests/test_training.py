@@ -268,3 +268,23 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(data_dir, tmp_path):
         value = reader.get_tensor(name)
         if isinstance(value, np.ndarray) and value.dtype.kind == "f":
             assert np.isfinite(value).all(), name
+
+
+def test_validation_split_on_another_label_map_is_refused(tmp_path):
+    # A COCO validation file without the training file's "ant": "zebra"
+    # would be label 0 in validation and label 1 in training.
+    from overfeat_tf.config import DataConfig, ExperimentConfig
+    from overfeat_tf.training import experiment
+
+    for split, categories in [("train", ["ant", "zebra"]), ("val", ["zebra"])]:
+        (tmp_path / "images" / split).mkdir(parents=True)
+        entries = [{"id": i + 1, "name": name} for i, name in enumerate(categories)]
+        (tmp_path / f"instances_{split}.json").write_text(
+            json.dumps({"images": [], "categories": entries})
+        )
+    config = ExperimentConfig(
+        task="detect",
+        data=DataConfig(source=str(tmp_path), train_split="train"),
+    )
+    with pytest.raises(ValueError, match=r"'train' has \('ant', 'zebra'\)"):
+        experiment._load_train_and_validation(config)

@@ -29,6 +29,7 @@ from overfeat_tf.data import coco, folders, tfds_sources, voc
 from overfeat_tf.data.builtin import ShapesConfig
 from overfeat_tf.data.records import (
     BAD_ANNOTATION,
+    DUPLICATE_ID,
     MISSING_IMAGE,
     ON_BAD,
     UNDECODABLE_IMAGE,
@@ -38,6 +39,7 @@ from overfeat_tf.data.records import (
 
 __all__ = [
     "BAD_ANNOTATION",
+    "DUPLICATE_ID",
     "MISSING_IMAGE",
     "ON_BAD",
     "UNDECODABLE_IMAGE",
@@ -139,13 +141,18 @@ def load_detection(
       `Annotations/*.xml`, `ImageSets/Main/<split>.txt`) or a folder holding
       exactly one such `VOC*` folder. The image of id `i` is
       `JPEGImages/<i>.jpg`, as in the devkit. Class names are the sorted
-      `<name>` values of the split, unless `class_names` is given (pass the
-      full list to keep labels equal across splits).
+      `<name>` values of the images of every split file in
+      `ImageSets/Main` (not the per-class lists `<class>_<split>.txt`),
+      whichever split is read, so that a validation split lacking a class
+      numbers the others as the training split does; or `class_names` when
+      given (the model's label map).
     - a local COCO folder: `annotations/instances_<split>.json` (or
       `instances_<split>.json` at the top). `file_name` is resolved in the
-      first existing folder among `<split>/`, `images/<split>/`, `images/`.
+      first existing folder among `<split>/`, `images/<split>/`, `images/`
+      (an absolute `file_name` or one with a `..` part is a bad record).
       Class names are the categories sorted by id; labels are re-indexed
-      `0..C-1` in that order.
+      `0..C-1` in that order. Ids are ints; two categories with one id, or
+      one without an int id, raise whatever `on_bad` says.
 
     `image_id` is the VOC id (`"000005"`) or the COCO id (`"397133"`), from
     tfds too (its `image/id`, else its `image/filename` less the extension,
@@ -153,9 +160,11 @@ def load_detection(
 
     Bad local data is reported, never dropped silently. A missing image
     file, an undecodable image (found by a parallel decode pass, see
-    `verify_images`), an unreadable annotation or an unknown class (a COCO
-    `category_id` not in `categories`; a VOC name not in `class_names`)
-    raises under `on_bad="error"`, naming the file; under `on_bad="skip"`
+    `verify_images`), an unreadable annotation, an unknown class (a COCO
+    `category_id` not in `categories`; a VOC name not in `class_names`) or a
+    duplicate id (a COCO image or annotation id used twice: every image
+    involved is bad; a VOC id listed twice: its second line) raises under
+    `on_bad="error"`, naming the file and the id; under `on_bad="skip"`
     the record is skipped, counted in `LabeledData.skipped`, and one
     warning gives the counts per reason. In both modes, a box crossing the
     image border (by the annotated image size) is clipped to the image, a
@@ -185,8 +194,9 @@ def load_detection(
         ValueError: if the source is neither a VOC or COCO folder nor a
             prepared tfds detection data set (`overfeat_shapes` is prepared
             on first use), the split is unknown,
-            `class_names` is given for another source, or (under
-            `on_bad="error"`) a record is bad.
+            `class_names` is given for another source, a VOC split file
+            lists no id, a COCO category is malformed or shares its id, or
+            (under `on_bad="error"`) a record is bad.
 
     Example:
 

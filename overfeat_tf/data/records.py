@@ -29,11 +29,13 @@ MISSING_IMAGE = "missing image file"
 UNDECODABLE_IMAGE = "undecodable image"
 UNKNOWN_CLASS = "unknown class"
 BAD_ANNOTATION = "unreadable annotation"
+DUPLICATE_ID = "duplicate id"
 _EXPECTED = {
     MISSING_IMAGE: "Expected the image file of every record to exist",
     UNDECODABLE_IMAGE: "Expected every image to decode (JPEG, PNG, GIF or BMP)",
     UNKNOWN_CLASS: "Expected every object's class to be in the label map",
     BAD_ANNOTATION: "Expected a readable annotation with image size and boxes",
+    DUPLICATE_ID: "Expected every id to appear once (records are never merged)",
 }
 
 

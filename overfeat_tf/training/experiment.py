@@ -216,10 +216,30 @@ def _load(config: ExperimentConfig, split: str) -> readers.LabeledData:
     )
 
 
+def _load_train_and_validation(config: ExperimentConfig):
+    """The training and validation splits, on the training split's label map.
+
+    Labels index the training split's class names (the model's). A
+    validation split with other class names (a COCO validation file whose
+    categories differ) would be scored against the wrong classes: refused.
+    """
+    data = config.data
+    train_data = _load(config, data.train_split)
+    validation_data = _load(config, data.validation_split)
+    if tuple(validation_data.class_names) != tuple(train_data.class_names):
+        raise ValueError(
+            "Expected the validation split to have the class names of the "
+            "training split (labels are indices into them). Received: "
+            f"source={data.source!r}, {data.train_split!r} has "
+            f"{train_data.class_names}, {data.validation_split!r} has "
+            f"{validation_data.class_names}"
+        )
+    return train_data, validation_data
+
+
 def classification_parts(config: ExperimentConfig) -> _Task:
     """The network from scratch on random windows (section 3.1)."""
-    train_data = _load(config, config.data.train_split)
-    validation_data = _load(config, config.data.validation_split)
+    train_data, validation_data = _load_train_and_validation(config)
     train_cfg = config.train
     window = config.model.spec.geometry.window
     # One cache for every epoch's pipeline: filled by the first, read after.
@@ -283,8 +303,7 @@ def localization_parts(config: ExperimentConfig) -> _Task:
             "localize.backbone=runs/shapes_fast)."
         )
     backbone = _load_backbone("localize.backbone", settings.backbone)
-    train_data = _load(config, config.data.train_split)
-    validation_data = _load(config, config.data.validation_split)
+    train_data, validation_data = _load_train_and_validation(config)
     if tuple(backbone.class_names or ()) != tuple(train_data.class_names):
         raise ValueError(
             f"The backbone {settings.backbone} was trained on the classes "
@@ -340,8 +359,7 @@ def detection_parts(config: ExperimentConfig) -> _Task:
     (`with_background`, with `model.dropout`); otherwise from scratch.
     """
     settings = config.detect
-    train_data = _load(config, config.data.train_split)
-    validation_data = _load(config, config.data.validation_split)
+    train_data, validation_data = _load_train_and_validation(config)
     names = tuple(train_data.class_names)
     backbone = None
     if settings.backbone is not None:
