@@ -140,6 +140,12 @@ def _add_scale_flags(parser, scales_help):
     )
 
 
+def _add_overrides(parser):
+    parser.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE", help="config overrides"
+    )
+
+
 def _add_model_flags(parser):
     parser.add_argument(
         "--model",
@@ -273,9 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--output-dir", "--output", help="run folder (overrides output_dir)"
     )
-    train.add_argument(
-        "overrides", nargs="*", metavar="KEY=VALUE", help="config overrides"
-    )
+    _add_overrides(train)
 
     evaluate = commands.add_parser(
         "evaluate",
@@ -308,9 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="Table 5 scale numbers of the several-scales row (default 1,2,4,6); "
         "with --task localize, the numbers of scales of each row",
     )
-    evaluate.add_argument(
-        "overrides", nargs="*", metavar="KEY=VALUE", help="config overrides"
-    )
+    _add_overrides(evaluate)
 
     predict = commands.add_parser(
         "predict",
@@ -481,9 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="saved_model: the greedy merge without XLA (8-9x slower merge), "
         "for servers built without XLA's JIT",
     )
-    export.add_argument(
-        "overrides", nargs="*", metavar="KEY=VALUE", help="config overrides"
-    )
+    _add_overrides(export)
     for command in commands.choices.values():
         command.set_defaults(command_parser=command)
     return parser
