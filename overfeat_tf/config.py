@@ -73,13 +73,13 @@ def _require(config, name: str, ok: bool, rule: str) -> None:
         )
 
 
-def _check_initializer(config) -> None:
-    """`config.initializer` is ours or one that `keras.initializers.get` takes.
+def _check_initializer(config, key: str = "initializer") -> None:
+    """`config.<key>` is ours or one that `keras.initializers.get` takes.
 
     Keras is imported only for names other than ours (it is loaded anyway
     by the time a model is built).
     """
-    name = config.initializer
+    name = getattr(config, key)
     if isinstance(name, str) and name in _OWN_INITIALIZERS:
         return
     import keras
@@ -92,7 +92,7 @@ def _check_initializer(config) -> None:
         f"one of {list(_OWN_INITIALIZERS)} or a name that "
         "keras.initializers.get takes (e.g. 'glorot_uniform', 'lecun_normal')"
     )
-    _require(config, "initializer", ok, rule)
+    _require(config, key, ok, rule)
 
 
 def _check_choices(config) -> None:
@@ -121,6 +121,11 @@ class ModelConfig:
             takes (`"glorot_uniform"`, ...), checked when the config is
             made; see `overfeat_tf.OverFeat` for why He-normal is the
             default.
+        class_initializer: the class layer's kernel initializer, checked
+            the same way. Default `"zeros"`: every class starts at the same
+            score, where He-normal logits start with a cross-entropy of ~15
+            that costs a from-scratch run its first epoch (see
+            `overfeat_tf.OverFeat`).
         dropout: dropout rate before the classifier's layers 6 and 7, in
             [0, 1). Default 0.5 (section 3.1).
         normalization: `"none"` (default, the paper's network) or
@@ -132,6 +137,7 @@ class ModelConfig:
     network: Literal["fast", "accurate"] = "accurate"
     width: float = 1.0
     initializer: str = "he_normal"
+    class_initializer: str = "zeros"
     dropout: float = 0.5
     normalization: Literal["none", "batch"] = "none"
 
@@ -140,6 +146,7 @@ class ModelConfig:
         _require(self, "width", self.width > 0, "> 0")
         _require(self, "dropout", 0 <= self.dropout < 1, "in [0, 1)")
         _check_initializer(self)
+        _check_initializer(self, "class_initializer")
 
     @property
     def normalization_layer(self) -> str | None:

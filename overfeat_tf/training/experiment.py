@@ -532,6 +532,7 @@ def build_model(config: ExperimentConfig, class_names, **kwargs) -> of.OverFeat:
             class_names=class_names,
             width=config.model.width,
             initializer=config.model.initializer,
+            class_initializer=config.model.class_initializer,
             dropout=config.model.dropout,
             normalization=config.model.normalization_layer,
             **kwargs,
