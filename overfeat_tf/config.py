@@ -122,10 +122,11 @@ class ModelConfig:
             made; see `overfeat_tf.OverFeat` for why He-normal is the
             default.
         class_initializer: the class layer's kernel initializer, checked
-            the same way. Default `"zeros"`: every class starts at the same
-            score, where He-normal logits start with a cross-entropy of ~15
-            that costs a from-scratch run its first epoch (see
-            `overfeat_tf.OverFeat`).
+            the same way; None (default) uses `initializer`, as the paper
+            does. The small recipes set `"zeros"`: every class then starts
+            at the same score, where He-normal logits start with a
+            cross-entropy of ~15 that costs a from-scratch run its first
+            epoch (see `overfeat_tf.OverFeat`).
         dropout: dropout rate before the classifier's layers 6 and 7, in
             [0, 1). Default 0.5 (section 3.1).
         normalization: `"none"` (default, the paper's network) or
@@ -137,7 +138,7 @@ class ModelConfig:
     network: Literal["fast", "accurate"] = "accurate"
     width: float = 1.0
     initializer: str = "he_normal"
-    class_initializer: str = "zeros"
+    class_initializer: str | None = None
     dropout: float = 0.5
     normalization: Literal["none", "batch"] = "none"
 
@@ -146,7 +147,8 @@ class ModelConfig:
         _require(self, "width", self.width > 0, "> 0")
         _require(self, "dropout", 0 <= self.dropout < 1, "in [0, 1)")
         _check_initializer(self)
-        _check_initializer(self, "class_initializer")
+        if self.class_initializer is not None:
+            _check_initializer(self, "class_initializer")
 
     @property
     def normalization_layer(self) -> str | None:

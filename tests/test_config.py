@@ -560,6 +560,7 @@ RANGES = [
     ("seed=2147483648", "seed must be in [0, 2**31)"),
     ("model.initializer=nope", "initializer must be one of ['he_normal', 'paper'] or"),
     ("model.initializer=constant", "keras.initializers.get"),
+    ("model.class_initializer=nope", "class_initializer must be one of"),
 ]
 
 

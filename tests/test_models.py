@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 import overfeat_tf as of
+from overfeat_tf.training.recipe import class_map_crossentropy
 from tests.helpers import (
     TINY,
     fc_weights,
@@ -109,6 +110,27 @@ def test_initializers():
         # He et al. (2015): std sqrt(2 / fan_in) (Keras truncates, rescaled).
         assert abs(w.std() / np.sqrt(2 / fan_in) - 1) < 0.03
     assert not np.asarray(paper.get_layer("fc6").bias).any()
+
+
+def test_class_initializer_zeros_starts_every_class_equal(rng, tmp_path):
+    # The class layer alone starts at zero: the loss is log C for any image,
+    # and the hidden layers are He-normal as in a default model.
+    keras.utils.set_random_seed(3)
+    zero = of.overfeat_fast(10, width=TINY, class_initializer="zeros")
+    keras.utils.set_random_seed(3)
+    default = of.overfeat_fast(10, width=TINY)
+    images = make_images(rng, 2, 231, 231)
+    np.testing.assert_array_equal(logits(zero, images), 0.0)
+    assert np.abs(logits(default, images)).max() > 0.1
+    labels = np.array([3, 7])
+    loss = np.asarray(class_map_crossentropy(labels, zero(images)["class_logits"]))
+    np.testing.assert_allclose(loss, np.log(10), rtol=1e-6)
+    for name in ("conv1", "fc7"):
+        np.testing.assert_array_equal(
+            zero.get_layer(name).kernel, default.get_layer(name).kernel
+        )
+    zero.save(tmp_path / "m.keras")
+    assert keras.saving.load_model(tmp_path / "m.keras").class_initializer == "zeros"
 
 
 def test_dropout_only_in_training(rng):
