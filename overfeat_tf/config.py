@@ -284,6 +284,11 @@ class TrainConfig:
             detection: predicted and true boxes drawn); 0 for none.
             Default 8.
         jit_compile: compile the train step with XLA. Default True.
+        ema_momentum: keep an exponential moving average of the weights
+            with this momentum, in [0, 1) (e.g. 0.99: about the last 100
+            steps); validation and the saved model then use the average
+            (`keras.optimizers.Optimizer(use_ema=True)`). None (default,
+            the paper's) for none.
     """
 
     optimizer: Literal["sgd", "adam"] = "sgd"
@@ -309,6 +314,7 @@ class TrainConfig:
     histogram_freq: int = 1
     image_summaries: int = 8
     jit_compile: bool = True
+    ema_momentum: float | None = None
 
     def __post_init__(self):
         _check_choices(self)
@@ -334,6 +340,8 @@ class TrainConfig:
             _require(self, name, value is None or value >= 1, "None or >= 1")
         for name in ("histogram_freq", "image_summaries"):
             _require(self, name, getattr(self, name) >= 0, ">= 0")
+        ema = self.ema_momentum
+        _require(self, "ema_momentum", ema is None or 0 <= ema < 1, "None or in [0, 1)")
 
     @property
     def effective_learning_rate(self) -> float:

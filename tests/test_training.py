@@ -288,3 +288,45 @@ def test_validation_split_on_another_label_map_is_refused(tmp_path):
     )
     with pytest.raises(ValueError, match=r"'train' has \('ant', 'zebra'\)"):
         experiment._load_train_and_validation(config)
+
+
+def test_weight_average_is_what_validation_and_the_end_of_fit_use(data_dir, tmp_path):
+    # train.ema_momentum: after fit the model holds the average of the raw
+    # weights after each step (a_1 = w_1, a_k = m a_(k-1) + (1 - m) w_k, by
+    # hand from a callback), and validation scores the average too.
+    momentum = 0.5
+    config = load_config(
+        "tiny",
+        [
+            f"data.data_dir={data_dir}",
+            f"output_dir={tmp_path}",
+            *TINY,
+            "train.epochs=1",
+            "train.steps_per_epoch=3",
+            "train.validation_steps=1",
+            f"train.ema_momentum={momentum}",
+        ],
+    )
+    run = prepare(config)
+    assert run.model.optimizer.use_ema
+    raw, validated = [], []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            raw.append([np.array(w) for w in run.model.trainable_weights])
+
+        def on_test_begin(self, logs=None):
+            validated.append([np.array(w) for w in run.model.trainable_weights])
+
+    kwargs = run.fit_kwargs()
+    kwargs["callbacks"] = [*kwargs["callbacks"], Record()]
+    run.model.fit(**kwargs, verbose=0)
+    average = raw[0]
+    for step in raw[1:]:
+        average = [momentum * a + (1 - momentum) * w for a, w in zip(average, step)]
+    final = [np.array(w) for w in run.model.trainable_weights]
+    assert len(raw) == 3 and len(validated) == 1
+    for got, seen, expected, last in zip(final, validated[0], average, raw[-1]):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(seen, expected, rtol=1e-5, atol=1e-7)
+    assert any(not np.allclose(a, w) for a, w in zip(average, raw[-1]))

@@ -162,6 +162,10 @@ def prepare(config: ExperimentConfig) -> Run:
         callback_lib.Checkpoints(manager, epoch, train_cfg.checkpoint_every_steps),
         callback_lib.LearningRateLogger(),
     ]
+    if train_cfg.ema_momentum is not None:
+        # Validation runs on the averaged weights; checkpoints keep the raw
+        # ones (the average is optimizer state), and fit ends on the average.
+        run_callbacks.append(keras.callbacks.SwapEMAWeights())
     os.makedirs(config.output_dir, exist_ok=True)
     save_config(config, os.path.join(config.output_dir, "config.yaml"))
     log_dir = os.path.join(config.output_dir, "tensorboard")

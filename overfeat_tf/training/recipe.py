@@ -114,13 +114,17 @@ class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
 def make_optimizer(
     config: TrainConfig, steps_per_epoch: int
 ) -> keras.optimizers.Optimizer:
-    """The config's optimizer (`L2SGD`, the paper's, or `L2Adam`) and schedule."""
-    schedule = learning_rate_schedule(config, steps_per_epoch)
+    """The config's optimizer (`L2SGD`, the paper's, or `L2Adam`), schedule
+    and weight average (`ema_momentum`)."""
+    kwargs = {
+        "learning_rate": learning_rate_schedule(config, steps_per_epoch),
+        "l2": config.weight_decay,
+    }
+    if config.ema_momentum is not None:
+        kwargs.update(use_ema=True, ema_momentum=config.ema_momentum)
     if config.optimizer == "adam":
-        return L2Adam(learning_rate=schedule, l2=config.weight_decay)
-    return L2SGD(
-        learning_rate=schedule, momentum=config.momentum, l2=config.weight_decay
-    )
+        return L2Adam(**kwargs)
+    return L2SGD(momentum=config.momentum, **kwargs)
 
 
 @keras.saving.register_keras_serializable(package="overfeat_tf")
