@@ -22,8 +22,8 @@ Outputs, the same for both inputs of a task:
 The label map is a constant of the graph and the asset `labels.txt`; the
 SavedModel needs TensorFlow only, not this package. Bad bytes fail the
 request with an `InvalidArgumentError` that says why (empty, not one of
-the accepted formats, more than `max_pixels` by its header), never the
-process.
+the accepted formats, more than `max_pixels` by its header, an aspect
+ratio over the runner's `max_aspect_ratio`), never the process.
 """
 
 from __future__ import annotations

@@ -242,6 +242,8 @@ def test_bad_bytes_fail_the_request_not_the_process(exported, images):
         (bytes(huge), "more than 67108864 pixels"),
         # Every accepted format's header, not only PNG's and JPEG's.
         *[(data, "more than 67108864 pixels") for data in HUGE.values()],
+        # 90 bytes that the scales would resize to 245 x 392000 (issue 18).
+        (_png(np.zeros((1, 1600, 3), np.uint8)), "max_aspect_ratio=10 "),
     ]:
         with pytest.raises(tf.errors.InvalidArgumentError, match=message):
             classify(image_bytes=tf.constant([data]))
