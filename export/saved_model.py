@@ -4,8 +4,8 @@
 with one pair of signatures per task the runners can do (a `Classifier`:
 classify; a `Localizer`: classify and localize; a `Detector`: detect):
 
-- `<task>`: input `image_bytes`, string [B], encoded JPEG / PNG / GIF / BMP
-  images of any sizes (what TF Serving's REST API makes of
+- `<task>`: input `image_bytes`, string [B], encoded PNG / JPEG / GIF / BMP /
+  WebP images of any sizes (what TF Serving's REST API makes of
   `{"instances": [{"b64": "..."}]}`);
 - `<task>_images`: input `images`, uint8 [B, H, W, 3], one size per batch;
 - `serving_default`: the first runner's task, from bytes.
@@ -21,8 +21,9 @@ Outputs, the same for both inputs of a task:
 
 The label map is a constant of the graph and the asset `labels.txt`; the
 SavedModel needs TensorFlow only, not this package. Bad bytes fail the
-request with an `InvalidArgumentError` that says why (empty, not an image,
-more than `max_pixels` by its header), never the process.
+request with an `InvalidArgumentError` that says why (empty, not one of
+the accepted formats, more than `max_pixels` by its header, an aspect
+ratio over the runner's `max_aspect_ratio`), never the process.
 """
 
 from __future__ import annotations
@@ -36,14 +37,11 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from overfeat_tf.data import shapes
+from overfeat_tf.data import decoding, shapes
+from overfeat_tf.data.decoding import MAX_PIXELS
 from overfeat_tf.detector import BACKGROUND, Detector
 from overfeat_tf.inference import Classifier
 from overfeat_tf.localizer import Localizer
-
-MAX_PIXELS = 1 << 26  # 67 megapixels: larger headers are refused before decoding
-_PNG = b"\x89PNG\r\n\x1a\n"
-_JPEG = b"\xff\xd8\xff"
 
 
 def task_of(model) -> str:
@@ -175,55 +173,10 @@ def _from_bytes(graph, max_pixels):
 
 
 def decode(data, max_pixels: int = MAX_PIXELS):
-    """Encoded image bytes -> float32 [H, W, 3], after checking them.
-
-    The decoder waits for the checks: in a graph nothing else orders a
-    stateless decode after the asserts, and a huge header must fail before
-    anything is allocated (and with the header's message).
-    """
-    checks = [
-        tf.debugging.assert_greater(
-            tf.strings.length(data), 0, message="image_bytes holds an empty string"
-        )
-    ]
-    height, width = header_size(data)
-    checks.append(
-        tf.debugging.assert_less_equal(
-            height * width,
-            tf.constant(max_pixels, tf.int64),
-            message=f"image_bytes holds an image of more than {max_pixels} pixels "
-            "(by its header)",
-        )
-    )
-    with tf.control_dependencies([c for c in checks if c is not None]):  # None: eager
-        data = tf.identity(data)
-    image = tf.io.decode_image(data, channels=3, expand_animations=False)
-    return tf.cast(image, tf.float32)
-
-
-def header_size(data):
-    """(height, width) int64 that a PNG or JPEG header declares; (0, 0) for
-    other formats (the decoder checks those)."""
-    length = tf.strings.length(data)
-
-    def png():
-        raw = tf.cast(
-            tf.io.decode_raw(tf.strings.substr(data, 16, 8), tf.uint8), tf.int64
-        )
-        width = raw[0] * 2**24 + raw[1] * 2**16 + raw[2] * 2**8 + raw[3]
-        height = raw[4] * 2**24 + raw[5] * 2**16 + raw[6] * 2**8 + raw[7]
-        return tf.stack([height, width])
-
-    def jpeg():
-        return tf.cast(tf.image.extract_jpeg_shape(data)[:2], tf.int64)
-
-    def other():
-        return tf.zeros([2], tf.int64)
-
-    is_png = (length >= 24) & (tf.strings.substr(data, 0, 8, unit="BYTE") == _PNG)
-    is_jpeg = (length >= 3) & tf.equal(tf.strings.substr(data, 0, 3), _JPEG)
-    size = tf.case([(is_png, png), (is_jpeg, jpeg)], default=other)
-    return size[0], size[1]
+    """Encoded image bytes -> float32 [H, W, 3], after `decoding.decode`'s
+    checks (not empty, one of `decoding.FORMATS`, at most `max_pixels` by
+    the header)."""
+    return tf.cast(decoding.decode(data, max_pixels), tf.float32)
 
 
 def next_version(base: str) -> int:

@@ -271,6 +271,7 @@ def _predicted(runner, files, batch_size: int):
     images on a terminal (none in output piped to a file)."""
     import keras
     import numpy as np
+    import tensorflow as tf
 
     from overfeat_tf.data.files import read_image
 
@@ -282,7 +283,13 @@ def _predicted(runner, files, batch_size: int):
         # Decoded sizes match the headers'; should one not, it runs apart.
         for shape in dict.fromkeys(image.shape for image in images):
             chosen = [i for i, image in enumerate(images) if image.shape == shape]
-            outputs = runner(np.stack([images[i] for i in chosen]))  # [B, ...]
+            try:
+                outputs = runner(np.stack([images[i] for i in chosen]))  # [B, ...]
+            except tf.errors.InvalidArgumentError as error:  # e.g. the aspect ratio
+                lines = error.message.strip().splitlines()
+                message = next((x for x in lines if "assertion failed" in x), lines[0])
+                names = ", ".join(batch[i] for i in chosen)
+                raise ValueError(f"Cannot run on {names}: {message}") from None
             outputs = {name: value.numpy() for name, value in outputs.items()}
             for row, i in enumerate(chosen):
                 yield batch[i], images[i], {k: v[row] for k, v in outputs.items()}

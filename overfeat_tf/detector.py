@@ -15,6 +15,7 @@ from typing import Sequence
 
 import tensorflow as tf
 
+from overfeat_tf.data.pipelines import MAX_ASPECT_RATIO
 from overfeat_tf.inference import _IMAGES
 from overfeat_tf.localizer import Localizer
 from overfeat_tf.models import OverFeat
@@ -38,7 +39,7 @@ class Detector(Localizer):
             has a box regressor (`with_background`, trained with
             `overfeat train --task detect`).
         scales, stride, flips, smallest_side, merge_threshold, jit_compile,
-        max_candidates, merge_score: as for `Localizer`.
+        max_candidates, merge_score, max_aspect_ratio: as for `Localizer`.
         min_window_score: a window's box enters the merge for each class it
             gives at least this probability (default 0.1).
         score_threshold: merged boxes scoring less are dropped (default 0.5).
@@ -60,6 +61,7 @@ class Detector(Localizer):
         jit_compile: bool = True,
         max_candidates: int | None = None,
         merge_score: str = "sum",
+        max_aspect_ratio: float = MAX_ASPECT_RATIO,
     ):
         names = getattr(model, "class_names", None) or ()
         if not names or names[-1] != BACKGROUND or model.num_classes < 2:
@@ -80,6 +82,7 @@ class Detector(Localizer):
             jit_compile=jit_compile,
             max_candidates=max_candidates,
             merge_score=merge_score,
+            max_aspect_ratio=max_aspect_ratio,
         )
         self.min_window_score = float(min_window_score)
         self.score_threshold = float(score_threshold)

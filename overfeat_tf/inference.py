@@ -24,7 +24,12 @@ import numpy as np
 import tensorflow as tf
 
 from overfeat_tf.architectures import Geometry, check_stride
-from overfeat_tf.data.pipelines import normalize, resize, smallest_side_shape
+from overfeat_tf.data.pipelines import (
+    MAX_ASPECT_RATIO,
+    normalize,
+    resize,
+    smallest_side_shape,
+)
 from overfeat_tf.models import OverFeat, dense
 
 # Sermanet et al. (2014), Table 5: the shorter side of the six scales of
@@ -114,6 +119,11 @@ class Classifier(tf.Module):
             of classes).
         smallest_side: shorter side the images are resized to for
             `ten_views` and `center_crop` (default 256, the training size).
+        max_aspect_ratio: images whose longer side exceeds this many times
+            their shorter side are refused (`InvalidArgumentError` naming
+            it), as every scale would grow them that many times the
+            scale's square; default `pipelines.MAX_ASPECT_RATIO` (10).
+            The SavedModel and TFLite files keep their runner's bound.
     """
 
     def __init__(
@@ -125,6 +135,7 @@ class Classifier(tf.Module):
         flips: bool = True,
         top_k: int = 5,
         smallest_side: int = 256,
+        max_aspect_ratio: float = MAX_ASPECT_RATIO,
     ):
         super().__init__(name="overfeat_classifier")
         if not isinstance(model, OverFeat):
@@ -150,6 +161,12 @@ class Classifier(tf.Module):
                 f"Received: smallest_side={smallest_side}"
             )
         self.smallest_side = smallest_side
+        if not max_aspect_ratio >= 1:
+            raise ValueError(
+                "max_aspect_ratio must be a number >= 1 (longer side / shorter "
+                f"side). Received: max_aspect_ratio={max_aspect_ratio}"
+            )
+        self.max_aspect_ratio = float(max_aspect_ratio)
         self.model = model
         self.geometry = geometry
         self._dense = model if model.stride == stride else dense(model, stride)
@@ -195,7 +212,7 @@ class Classifier(tf.Module):
         """
         height, width = _size(images)
         for size in self.scales:
-            shape = smallest_side_shape(height, width, size)
+            shape = smallest_side_shape(height, width, size, self.max_aspect_ratio)
             scaled = normalize(resize(images, *shape))
             views = [scaled, tf.reverse(scaled, [2])] if self.flips else [scaled]
             outputs = self._dense(tf.concat(views, 0), training=False)
@@ -216,7 +233,10 @@ class Classifier(tf.Module):
         images = _rgb(images)
         shape = tf.shape(images)
         images = resize(
-            images, *smallest_side_shape(shape[1], shape[2], self.smallest_side)
+            images,
+            *smallest_side_shape(
+                shape[1], shape[2], self.smallest_side, self.max_aspect_ratio
+            ),
         )
         w = self.geometry.window
         bottom, right = tf.shape(images)[1] - w, tf.shape(images)[2] - w

@@ -16,7 +16,12 @@ from typing import Sequence
 import tensorflow as tf
 
 from overfeat_tf import boxes as box_ops
-from overfeat_tf.data.pipelines import normalize, resize, smallest_side_shape
+from overfeat_tf.data.pipelines import (
+    MAX_ASPECT_RATIO,
+    normalize,
+    resize,
+    smallest_side_shape,
+)
 from overfeat_tf.inference import _IMAGES, Classifier, _rgb
 from overfeat_tf.merge import greedy_merge, greedy_merge_fixed
 from overfeat_tf.models import OverFeat
@@ -40,7 +45,8 @@ class Localizer(Classifier):
     Args:
         model: an `OverFeat` with a regressor (`with_regressor`, or trained
             by `overfeat train --task localize`).
-        scales, stride, flips, smallest_side: as for `Classifier`.
+        scales, stride, flips, smallest_side, max_aspect_ratio: as for
+            `Classifier`.
         top_k_classes: the classes per scale whose boxes are merged (the
             paper's k; at most the number of classes). Default 5.
         merge_threshold: the merge stops when the best pair's match score
@@ -78,6 +84,7 @@ class Localizer(Classifier):
         jit_compile: bool = True,
         max_candidates: int | None = None,
         merge_score: str = "sum",
+        max_aspect_ratio: float = MAX_ASPECT_RATIO,
     ):
         super().__init__(  # checks that `model` is an OverFeat
             model,
@@ -86,6 +93,7 @@ class Localizer(Classifier):
             flips=flips,
             top_k=min(5, getattr(model, "num_classes", 5)),
             smallest_side=smallest_side,
+            max_aspect_ratio=max_aspect_ratio,
         )
         if model.regressor is None:
             raise ValueError(
@@ -221,7 +229,9 @@ class Localizer(Classifier):
         """float32 pixels [B, H, W, C] -> predictions of the center window."""
         images = _rgb(images)
         shape = tf.shape(images)
-        size = smallest_side_shape(shape[1], shape[2], self.smallest_side)
+        size = smallest_side_shape(
+            shape[1], shape[2], self.smallest_side, self.max_aspect_ratio
+        )
         resized = resize(images, *size)
         w = self.geometry.window
         top, left = (size[0] - w) // 2, (size[1] - w) // 2

@@ -149,7 +149,11 @@ def test_predict_errors_name_the_file(saved_model, tmp_path, capsys):
     _, run = saved_model
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8 not really a jpeg")
+    thin = tmp_path / "thin.png"
+    Image.fromarray(np.zeros((1, 1600, 3), np.uint8)).save(thin)
     cases = [
+        (["--model", str(run), str(thin)], f"Cannot run on {thin}: assertion failed"),
+        (["--model", str(run), str(thin)], "max_aspect_ratio=10 "),
         (["--model", str(run), str(broken)], "Cannot decode image " + str(broken)),
         (["--model", str(run), str(tmp_path / "nope.png")], "nope.png"),
         (["--model", str(tmp_path / "none.keras"), str(broken)], "none.keras"),

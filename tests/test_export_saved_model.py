@@ -12,8 +12,9 @@ import pytest
 import tensorflow as tf
 from helpers import TINY
 from overfeat_tf.export import saved_model
-from overfeat_tf.export.saved_model import decode, export_saved_model, header_size
+from overfeat_tf.export.saved_model import decode, export_saved_model
 from PIL import Image
+from test_decoding import HUGE
 
 import overfeat_tf as of
 from overfeat_tf import cli
@@ -236,9 +237,13 @@ def test_bad_bytes_fail_the_request_not_the_process(exported, images):
     huge = bytearray(_png(np.zeros((1, 1, 3), np.uint8)))
     huge[16:24] = (20000).to_bytes(4, "big") * 2  # a 20000 x 20000 header
     for data, message in [
-        (b"not an image", "Unknown image file format"),
+        (b"not an image", "one of PNG, JPEG, GIF, BMP, WebP"),
         (b"", "empty string"),
         (bytes(huge), "more than 67108864 pixels"),
+        # Every accepted format's header, not only PNG's and JPEG's.
+        *[(data, "more than 67108864 pixels") for data in HUGE.values()],
+        # 90 bytes that the scales would resize to 245 x 392000 (issue 18).
+        (_png(np.zeros((1, 1600, 3), np.uint8)), "max_aspect_ratio=10 "),
     ]:
         with pytest.raises(tf.errors.InvalidArgumentError, match=message):
             classify(image_bytes=tf.constant([data]))
@@ -265,16 +270,14 @@ def test_the_decoder_waits_for_the_checks():
             if parent not in upstream:
                 upstream.add(parent)
                 stack.append(parent)
-    checks = [op for op in operations if op.type in ("Assert", "If")]
-    assert len(checks) == 2 and all(check in upstream for check in checks)
-
-
-def test_header_size_reads_png_and_jpeg():
-    image = np.zeros((37, 53, 3), np.uint8)
-    assert [int(v) for v in header_size(tf.constant(_png(image)))] == [37, 53]
-    jpeg = tf.io.encode_jpeg(image).numpy()
-    assert [int(v) for v in header_size(tf.constant(jpeg))] == [37, 53]
-    assert [int(v) for v in header_size(tf.constant(b"GIF89a..."))] == [0, 0]
+    # Not empty, an accepted format, at most max_pixels (the last two are
+    # asserts guarded by an If).
+    checks = [
+        op
+        for op in operations
+        if op.type == "Assert" or op.name.endswith("/AssertGuard")
+    ]
+    assert len(checks) == 3 and all(check in upstream for check in checks)
 
 
 def test_cli_export_verifies_and_names_bad_paths(runners, tmp_path, capsys):

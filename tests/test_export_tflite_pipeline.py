@@ -228,6 +228,9 @@ def test_pipeline_errors_name_the_problem(models):
         tflite.pipeline_function(runners["classify"], (246, 300))
     with pytest.raises(ValueError, match="a classifier has no merge"):
         tflite.pipeline_function(runners["classify"], SIZE, merge=False)
+    # The runner's bound on the aspect ratio holds for the file's input size.
+    with pytest.raises(ValueError, match="max_aspect_ratio=10 .*20 x 300"):
+        tflite.pipeline_function(runners["classify"], (20, 300)).get_concrete_function()
     box_runner = _runners(models, **FILE_OPTIONS)["detect"]
     with pytest.raises(ValueError, match="#75140.*merge=False"):
         tflite.convert_pipeline(

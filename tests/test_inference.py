@@ -6,6 +6,7 @@ import tensorflow as tf
 from helpers import TINY
 
 import overfeat_tf as of
+from overfeat_tf.data import pipelines
 from overfeat_tf.data.pipelines import MEAN_RGB, STDDEV_RGB
 from overfeat_tf.inference import (
     TABLE5_SIZES,
@@ -215,3 +216,22 @@ def test_bad_settings(model):
         Classifier(model, stride="medium")
     with pytest.raises(TypeError, match="OverFeat"):
         Classifier("model.keras")
+
+
+def test_extreme_aspect_ratios_are_refused_naming_the_limit(model):
+    """A 1 x 1600 image would be resized to 231 x 369600 (issue 18): every
+    resize refuses an aspect ratio over max_aspect_ratio, before resizing."""
+    with pytest.raises(ValueError, match="max_aspect_ratio must be"):
+        Classifier(model, max_aspect_ratio=0.5)
+    with pytest.raises(ValueError, match="max_aspect_ratio=12"):
+        pipelines.smallest_side_shape(1, 13, 231, 12)  # fixed sizes: at trace time
+    classifier = Classifier(model, scales=(231,), flips=False)
+    for shape in [(1, 1600, 3), (1600, 1, 3), (2, 21, 3)]:
+        for run in (classifier, classifier.ten_views, classifier.center_crop):
+            with pytest.raises(
+                tf.errors.InvalidArgumentError, match="max_aspect_ratio=10 "
+            ):
+                run(np.zeros(shape, np.uint8))
+    assert classifier(np.zeros((2, 20, 3), np.uint8))["top_k_ids"].shape == (5,)
+    wider = Classifier(model, scales=(231,), flips=False, max_aspect_ratio=12)
+    assert wider(np.zeros((2, 21, 3), np.uint8))["top_k_ids"].shape == (5,)

@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
+from test_decoding import HUGE
 
 from overfeat_tf.data import builtin, readers, shapes
 
@@ -458,6 +459,26 @@ def test_image_folder_undecodable_image(tmp_path, rng, caplog):
     assert (data.num_examples, data.skipped) == (2, 1)
     assert len(list(data.dataset)) == 2
     assert "Skipped 1 of 3 records" in caplog.text
+
+
+def test_image_folder_huge_header_is_a_bad_record_never_decoded(tmp_path, rng, caplog):
+    """A user's folder is checked as requests are: a few bytes declaring a
+    huge image (here a GIF in a .png) are refused by their header."""
+    for i in range(3):
+        write_image(str(tmp_path / "train/cat" / f"{i}.png"), smooth_image(rng, 5, 6))
+    huge = HUGE["gif frame 20000 x 20000 on a 1 x 1 screen"]
+    (tmp_path / "train/cat/1.png").write_bytes(huge)
+    with pytest.raises(ValueError, match=re.escape("cat/1.png")):
+        readers.load_classification(str(tmp_path), "train")
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    data = readers.load_classification(str(tmp_path), "train", on_bad="skip")
+    assert (data.num_examples, data.skipped) == (2, 1)
+    assert len(list(data.dataset)) == 2
+    unverified = readers.load_classification(
+        str(tmp_path), "train", verify_images=False
+    )
+    with pytest.raises(tf.errors.InvalidArgumentError, match="more than"):
+        list(unverified.dataset)
 
 
 @pytest.mark.parametrize("on_bad", ["error", "skip"])

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from overfeat_tf.data.folders import decode
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
 
 def image_files(inputs: Iterable[str]) -> list[str]:

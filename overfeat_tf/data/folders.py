@@ -1,10 +1,12 @@
 """Local folders: images on disk as canonical data.
 
 What the local sources share: images are decoded to RGB uint8 (grayscale
-and RGBA become RGB) in a parallel map, and an optional verification pass
-decodes every image once at construction so that corrupt files are
-reported as bad records (see `records.BadRecords`) instead of failing at
-iteration time.
+and RGBA become RGB) in a parallel map, once their headers pass
+`decoding.decode`'s checks (PNG, JPEG, GIF, BMP or WebP, at most
+`MAX_PIXELS`), and an optional verification pass decodes every image
+once at construction so that corrupt or oversized files are reported as
+bad records (see `records.BadRecords`) instead of failing at iteration
+time.
 
 Two builders live here:
 
@@ -25,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from overfeat_tf.data.decoding import decode
 from overfeat_tf.data.records import (
     MISSING_IMAGE,
     UNDECODABLE_IMAGE,
@@ -34,12 +37,6 @@ from overfeat_tf.data.records import (
 )
 
 logger = logging.getLogger(__name__)
-
-
-def decode(data):
-    """uint8 [H, W, 3] from encoded JPEG, PNG, GIF or BMP bytes."""
-    image = tf.io.decode_image(data, channels=3, expand_animations=False)
-    return tf.ensure_shape(image, [None, None, 3])
 
 
 def undecodable(names, encoded):

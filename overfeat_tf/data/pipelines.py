@@ -23,6 +23,10 @@ AUTOTUNE = tf.data.AUTOTUNE
 # ImageNet's per-channel RGB mean and standard deviation, in pixels.
 MEAN_RGB = (123.675, 116.28, 103.53)
 STDDEV_RGB = (58.395, 57.12, 57.375)
+# The most an image's longer side may exceed its shorter side, by factor
+# (`smallest_side_shape`): resizing to a scale then gives at most 10 x
+# scale^2 pixels (2.3 megapixels at 482). Longer panoramas are refused.
+MAX_ASPECT_RATIO = 10.0
 
 
 def normalize(images):
@@ -31,19 +35,43 @@ def normalize(images):
     return (images - MEAN_RGB) / STDDEV_RGB
 
 
-def smallest_side_shape(height, width, size):
+def smallest_side_shape(height, width, size, max_aspect_ratio=MAX_ASPECT_RATIO):
     """(h, w) with the smaller side `size`, keeping the aspect ratio.
 
     Python ints in give Python ints out (the same float32 arithmetic), so
     that graphs traced for a fixed image size have static shapes (TFLite).
+    Every resize of the pipelines and of the runners takes its shape from
+    here, so this is where the aspect ratio is bounded: an image whose
+    longer side exceeds `max_aspect_ratio` times its shorter side is
+    refused, since its resized size, size x (size x ratio), would grow
+    without bound (a 1 x 1600 image at 256 is 256 x 409600).
+
+    Raises:
+        ValueError: for Python ints over the bound (at trace time).
+        tf.errors.InvalidArgumentError: for tensors over the bound, when
+            run (the resize waits for the check).
     """
+    message = (
+        "The longer side of an image may be at most max_aspect_ratio="
+        f"{max_aspect_ratio:g} times the shorter side (each scale sets the shorter "
+        "side; set max_aspect_ratio of the Classifier, Localizer or Detector, "
+        "default overfeat_tf.data.pipelines.MAX_ASPECT_RATIO, to allow more)"
+    )
     if all(isinstance(v, (int, np.integer)) for v in (height, width, size)):
+        if max(height, width) > max_aspect_ratio * min(height, width):
+            raise ValueError(f"{message}. Received: {height} x {width}")
         h, w, side = np.float32(height), np.float32(width), np.float32(size)
         scale = side / min(h, w)
         return max(int(np.round(h * scale)), size), max(int(np.round(w * scale)), size)
     height = tf.cast(height, tf.float32)
     width = tf.cast(width, tf.float32)
-    scale = tf.cast(size, tf.float32) / tf.minimum(height, width)
+    check = tf.debugging.assert_less_equal(
+        tf.cast(tf.maximum(height, width), tf.float64),
+        max_aspect_ratio * tf.cast(tf.minimum(height, width), tf.float64),
+        message=message,
+    )
+    with tf.control_dependencies([] if check is None else [check]):  # None: eager
+        scale = tf.cast(size, tf.float32) / tf.minimum(height, width)
     new_h = tf.maximum(tf.cast(tf.round(height * scale), tf.int32), size)
     new_w = tf.maximum(tf.cast(tf.round(width * scale), tf.int32), size)
     return new_h, new_w
