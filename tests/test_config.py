@@ -501,10 +501,10 @@ def _float_fields():
     for section in ("model", "data", "train", "localize", "detect"):
         cls = typing.get_type_hints(ExperimentConfig)[section]
         for name, hint in typing.get_type_hints(cls).items():
-            if hint is float:
+            if hint is float or hint == float | None:
                 for value in (".inf", "-.inf", ".nan"):
                     yield section, name, value
-            elif typing.get_args(hint)[:1] == (float,):  # tuple[float, ...]
+            elif typing.get_origin(hint) is tuple and typing.get_args(hint)[0] is float:
                 yield section, name, "[1.0, .inf]"
                 yield section, name, "[.nan, 1.5]"
 
