@@ -421,8 +421,6 @@ def _make_layers(
 ) -> dict:
     """The weighted layers of the table, by name (poolings hold no state)."""
     initializer = _resolve_initializer(initializer)
-    if class_initializer is not None:
-        class_initializer = _resolve_initializer(class_initializer)
     layers = {}
     for row, name in zip(spec.features, spec.conv_names):
         layers.update(
@@ -464,8 +462,8 @@ def _full_layers(
 ) -> dict:
     """A head's fully connected rows as convolutions; the last has `outputs`
     maps (and `output_initializer`'s kernel, when given)."""
-    if initializer == "paper":
-        initializer = _PAPER_INITIALIZER
+    initializer = _resolve_initializer(initializer)
+    output_initializer = _resolve_initializer(output_initializer)
     layers = {}
     for row, name in zip(rows, names):
         hidden = row.units is not None

@@ -447,11 +447,12 @@ def test_bad_record_is_skipped_and_counted(tmp_path, rng, caplog, make, case):
     assert f"1 {case}" in caplog.text
 
 
-def test_image_folder_undecodable_image(tmp_path, rng, caplog):
+def _folder_with_bad_second_image(tmp_path, rng, caplog, data: bytes):
+    """Three images of class cat, the second `data`: an error naming it, or
+    skipped and counted. Returns the folder."""
     for i in range(3):
         write_image(str(tmp_path / "train/cat" / f"{i}.png"), smooth_image(rng, 5, 6))
-    with open(tmp_path / "train/cat/1.png", "wb") as f:
-        f.write(b"garbage")
+    (tmp_path / "train/cat/1.png").write_bytes(data)
     with pytest.raises(ValueError, match=re.escape("cat/1.png")):
         readers.load_classification(str(tmp_path), "train")
     caplog.set_level(logging.WARNING, logger=LOGGER)
@@ -459,21 +460,18 @@ def test_image_folder_undecodable_image(tmp_path, rng, caplog):
     assert (data.num_examples, data.skipped) == (2, 1)
     assert len(list(data.dataset)) == 2
     assert "Skipped 1 of 3 records" in caplog.text
+    return tmp_path
+
+
+def test_image_folder_undecodable_image(tmp_path, rng, caplog):
+    _folder_with_bad_second_image(tmp_path, rng, caplog, b"garbage")
 
 
 def test_image_folder_huge_header_is_a_bad_record_never_decoded(tmp_path, rng, caplog):
     """A user's folder is checked as requests are: a few bytes declaring a
     huge image (here a GIF in a .png) are refused by their header."""
-    for i in range(3):
-        write_image(str(tmp_path / "train/cat" / f"{i}.png"), smooth_image(rng, 5, 6))
     huge = HUGE["gif frame 20000 x 20000 on a 1 x 1 screen"]
-    (tmp_path / "train/cat/1.png").write_bytes(huge)
-    with pytest.raises(ValueError, match=re.escape("cat/1.png")):
-        readers.load_classification(str(tmp_path), "train")
-    caplog.set_level(logging.WARNING, logger=LOGGER)
-    data = readers.load_classification(str(tmp_path), "train", on_bad="skip")
-    assert (data.num_examples, data.skipped) == (2, 1)
-    assert len(list(data.dataset)) == 2
+    _folder_with_bad_second_image(tmp_path, rng, caplog, huge)
     unverified = readers.load_classification(
         str(tmp_path), "train", verify_images=False
     )
