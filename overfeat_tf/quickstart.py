@@ -61,9 +61,9 @@ class Mode:
 FULL = Mode(
     overrides=("train.histogram_freq=0",),
     task_overrides={
-        "classify": ("train.epochs=7", "train.lr_decay_epochs=[6]"),
-        "localize": ("train.epochs=4", "train.lr_decay_epochs=[3]"),
-        "detect": ("train.epochs=3", "train.lr_decay_epochs=[2]"),
+        "classify": ("train.epochs=7",),
+        "localize": ("train.epochs=4",),
+        "detect": ("train.epochs=1",),
     },
     eval_limit=100,
     scales=(1, 2),
