@@ -69,17 +69,18 @@ FULL = Mode(
     scales=(1, 2),
     pictures=4,
     verify_images=20,
-    # Measured on 2 cores, one run alone, stages 2-3 generating their data
-    # sets (about 45 s each; classification's, 35 s more, was there).
+    # Measured on 2 cores, one run alone with the data sets generated,
+    # plus about the time to generate their data sets (classification 35 s,
+    # localization 15 s, detection 70 s) on the training stages.
     estimates={
-        "train classify": 404,
-        "train localize": 157,
-        "train detect": 414,
-        "evaluate classify": 73,
-        "evaluate localize": 40,
-        "evaluate detect": 26,
-        "export": 55,
-        "report": 11,
+        "train classify": 252,
+        "train localize": 68,
+        "train detect": 277,
+        "evaluate classify": 34,
+        "evaluate localize": 18,
+        "evaluate detect": 17,
+        "export": 36,
+        "report": 5,
     },
 )
 TINY = Mode(

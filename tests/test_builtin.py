@@ -166,3 +166,29 @@ def test_classification_objects_are_prominent(tmp_path):
 
     assert longest_sides("classification").min() >= 0.8 / 1.15 / 3
     assert longest_sides("detection").min() < 0.8 / 1.15 / 3
+
+
+def _contrast_with_surroundings(scene):
+    """Smallest per-channel gap (0-255) between the object's mean colour and
+    the mean of the background pixels in a band around its box."""
+    mask = scene.masks[0]
+    x1, y1, x2, y2 = scene.boxes[0].astype(int)
+    band = np.zeros_like(mask)
+    band[max(y1 - 12, 0) : y2 + 12, max(x1 - 12, 0) : x2 + 12] = True
+    band &= ~mask
+    image = scene.image.astype(float)
+    return np.abs(image[mask].mean(0) - image[band].mean(0)).min()
+
+
+def test_objects_stand_out_unless_textured_objects():
+    # Version 1.2.0 paints each object in a colour whose every channel lies
+    # across 0.5 from the background under it; 1.1.0's textures (kept as
+    # textured_objects=True) often match the background.
+    kwargs = {"height": 128, "width": 128, **builtin.SCENES["classification"]}
+    flat, textured = [], []
+    for index in range(40):
+        flat.append(_contrast_with_surroundings(shapes.render(0, "train", index, **kwargs)))
+        scene = shapes.render(0, "train", index, textured_objects=True, **kwargs)
+        textured.append(_contrast_with_surroundings(scene))
+    assert np.mean(np.array(flat) > 30) >= 0.9, flat
+    assert np.mean(np.array(textured) > 30) <= 0.6, textured
