@@ -312,6 +312,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="Table 5 scale numbers of the several-scales row (default 1,2,4,6); "
         "with --task localize, the numbers of scales of each row",
     )
+    evaluate.add_argument(
+        "--scale-sizes",
+        type=_number_list(int),
+        metavar="PX,...",
+        help="also one dense row (fine stride) at these shorter sides in pixels, "
+        "each >= the window, e.g. 256,384,576,864 for objects smaller than "
+        "Table 5's scales suit",
+    )
     _add_overrides(evaluate)
 
     predict = commands.add_parser(

@@ -85,6 +85,7 @@ def _evaluate(args) -> str:
         scales=args.scales,
         flips=not args.no_flips,
         limit=args.limit,
+        scale_sizes=args.scale_sizes,
     )
     if task == "detect":
         table = evaluation.format_detection_table(results)

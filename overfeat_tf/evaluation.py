@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from overfeat_tf.detector import Detector
-from overfeat_tf.inference import Classifier, paper_scales
+from overfeat_tf.inference import Classifier, check_sizes, paper_scales
 from overfeat_tf.localizer import Localizer
 from overfeat_tf.metrics import coco_metrics, localization_error, top_k_error, voc_ap
 from overfeat_tf.models import OverFeat
@@ -171,12 +171,17 @@ def localization_protocols(
         Protocol("1 center crop", views="center"),
     ]
     for n in scales:
-        sizes = paper_scales(model.geometry, range(1, n + 1))
-        label = (
-            f"{n} scale{'s' if n > 1 else ''} ({','.join(map(str, sizes))} px), fine"
-        )
-        rows.append(Protocol(label, sizes, "fine", flips))
+        rows.append(sizes_protocol(paper_scales(model.geometry, range(1, n + 1)), flips))
     return rows
+
+
+def sizes_protocol(sizes: Sequence[int], flips: bool = True) -> Protocol:
+    """The dense pass at fine stride over scales given as shorter sides in
+    pixels, e.g. "2 scales (256,294 px), fine"."""
+    sizes = tuple(int(size) for size in sizes)
+    n = len(sizes)
+    label = f"{n} scale{'s' if n > 1 else ''} ({','.join(map(str, sizes))} px), fine"
+    return Protocol(label, sizes, "fine", flips)
 
 
 def evaluate_localization(
@@ -447,12 +452,20 @@ def evaluate_task(
     scales: Sequence[int] = (1, 2, 4, 6),
     flips: bool = True,
     limit: int | None = None,
+    scale_sizes: Sequence[int] | None = None,
 ) -> list:
     """`task`'s protocols ("classify": Table 2; "localize": the localization
     ablation; "detect": random boxes and the scales) on a split of the
     recipe's data (`config`, an `ExperimentConfig`; default its test split),
-    with the recipe's settings. Returns `Result`s or `DetectionResult`s."""
+    with the recipe's settings. `scale_sizes` (shorter sides in pixels) adds
+    one dense row at those scales: Table 5's suit ImageNet's objects, and
+    small objects (the built-in detection scenes' 32 px ones) need larger.
+    Returns `Result`s or `DetectionResult`s."""
     from overfeat_tf.data import readers
+
+    extra = []
+    if scale_sizes:  # checked before the other rows run
+        extra = [sizes_protocol(check_sizes(model.geometry, scale_sizes), flips)]
 
     data = config.data
     split = split or data.test_split
@@ -462,7 +475,7 @@ def evaluate_task(
         return evaluate_classification(
             model,
             dataset,
-            table2_protocols(model, scales, flips),
+            [*table2_protocols(model, scales, flips), *extra],
             limit=limit,
             smallest_side=data.smallest_side,
         )
@@ -471,7 +484,7 @@ def evaluate_task(
         return evaluate_localization(
             model,
             dataset,
-            localization_protocols(model, scales, flips),
+            [*localization_protocols(model, scales, flips), *extra],
             limit=limit,
             smallest_side=data.smallest_side,
             top_k_classes=config.localize.top_k_classes,
@@ -481,7 +494,7 @@ def evaluate_task(
     return evaluate_detection(
         model,
         dataset,
-        detection_protocols(model, scales, flips),
+        [*detection_protocols(model, scales, flips), *extra],
         limit=limit,
         merge_threshold=settings.merge_threshold,
         min_window_score=settings.min_window_score,

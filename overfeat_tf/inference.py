@@ -62,10 +62,12 @@ def paper_scales(geometry: Geometry, indices: Sequence[int] | None = None):
 
 def scales_from_factors(geometry: Geometry, factors: Sequence[float]):
     """Scales given as multiples of the window, as shorter sides in pixels."""
-    return _check_sizes(geometry, tuple(round(f * geometry.window) for f in factors))
+    return check_sizes(geometry, tuple(round(f * geometry.window) for f in factors))
 
 
-def _check_sizes(geometry: Geometry, sizes) -> tuple[int, ...]:
+def check_sizes(geometry: Geometry, sizes) -> tuple[int, ...]:
+    """`sizes` as a tuple of ints, or a ValueError unless each is at least
+    the window."""
     sizes = tuple(int(s) for s in sizes)
     if not sizes or min(sizes) < geometry.min_input_size:
         raise ValueError(
@@ -144,7 +146,7 @@ class Classifier(tf.Module):
                 f"Received: model of type {type(model).__name__}"
             )
         geometry = model.geometry
-        self.scales = _check_sizes(
+        self.scales = check_sizes(
             geometry, paper_scales(geometry) if scales is None else scales
         )
         self.stride = check_stride(stride)

@@ -184,6 +184,8 @@ def test_evaluate_prints_table2(saved_model, data_dir, tmp_path, capsys):
     for r in results:
         assert 0 <= r["top5_error"] <= r["top1_error"] <= 100
         assert f"| {r['configuration']} | {r['top1_error']:.2f} |" in out
+    assert cli.main([*args, "--scale-sizes", "100"]) == 2
+    assert "Scales must be at least the window" in capsys.readouterr().err
     missing = ["evaluate", "--config", "tiny", f"output_dir={tmp_path / 'empty'}"]
     assert cli.main(missing) == 2
     assert "train it first: overfeat train --config tiny" in capsys.readouterr().err

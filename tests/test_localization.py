@@ -438,7 +438,7 @@ def test_cli_predict_and_evaluate_localize(
     args = ["evaluate", "--task", "localize", "--config", "shapes_fast_localize"]
     args += ["--model", str(tmp_path / "localizer.keras"), "--limit", "2"]
     args += ["--scales", "1,2", "--output", str(results)]
-    args += [f"data.data_dir={localization_data_dir}"]
+    args += ["--scale-sizes", "240,300", f"data.data_dir={localization_data_dir}"]
     assert cli.main(args) == 0
     out = capsys.readouterr().out
     rows = json.loads(results.read_text())["results"]
@@ -447,7 +447,9 @@ def test_cli_predict_and_evaluate_localize(
         "1 center",
         "1 scale ",
         "2 scales",
+        "2 scales",
     ]
+    assert rows[-1]["configuration"] == "2 scales (240,300 px), fine"
     for r in rows:
         assert 0 <= r["top5_error"] <= r["top1_error"] <= 100
         assert f"| {r['configuration']} | {r['top1_error']:.2f} |" in out

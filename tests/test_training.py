@@ -61,12 +61,17 @@ def weights(out):
     return values
 
 
-def assert_same_weights(a, b, rtol=1e-4):
+def assert_same_weights(a, b, rtol=1e-4, optimizer_rtol=None):
+    """Every array equal within `rtol` of its scale; the optimizer's slots
+    (momentum: recent gradients) within `optimizer_rtol` if given."""
     wa, wb = weights(a), weights(b)
     assert wa.keys() == wb.keys() and len(wa) > 10
     for name in wa:
         scale = max(np.abs(wa[name]).max(), 1e-3)
-        assert np.abs(wa[name] - wb[name]).max() <= rtol * scale, name
+        tolerance = rtol
+        if optimizer_rtol is not None and name.startswith("optimizer/"):
+            tolerance = optimizer_rtol
+        assert np.abs(wa[name] - wb[name]).max() <= tolerance * scale, name
 
 
 def test_paper_schedule_optimizer_and_decay():
@@ -205,8 +210,13 @@ def test_training_learns_and_mirrored_equals_one_device(data_dir, tmp_path):
     assert one["iterations"] == two["iterations"] == 6
     assert one["loss_after"] < one["loss_before"]
     # Two half-batch gradients summed by the all-reduce round differently
-    # from one full batch, and training grows that with every step.
-    assert_same_weights(tmp_path / "one", tmp_path / "two", rtol=2e-3)
+    # from one full batch, and training grows that with every step. The
+    # momentum slots hold the last gradients, small sums with cancellation,
+    # where that rounding is relatively larger (up to 0.75 % here); a wrong
+    # all-reduce (a gradient doubled or halved) would be off by 50-100 %.
+    assert_same_weights(
+        tmp_path / "one", tmp_path / "two", rtol=2e-3, optimizer_rtol=2e-2
+    )
 
 
 def test_multi_worker_is_refused_with_the_upstream_reason():
