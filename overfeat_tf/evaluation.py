@@ -171,7 +171,8 @@ def localization_protocols(
         Protocol("1 center crop", views="center"),
     ]
     for n in scales:
-        rows.append(sizes_protocol(paper_scales(model.geometry, range(1, n + 1)), flips))
+        sizes = paper_scales(model.geometry, range(1, n + 1))
+        rows.append(sizes_protocol(sizes, flips))
     return rows
 
 

@@ -69,9 +69,9 @@ FULL = Mode(
     scales=(1, 2),
     pictures=4,
     verify_images=20,
-    # Measured on 2 cores, one run alone with the data sets generated,
-    # plus about the time to generate their data sets (classification 35 s,
-    # localization 15 s, detection 70 s) on the training stages.
+    # Measured on 2 cores, one run alone with the data sets generated, plus
+    # an estimate of generating them on the training stages (classification
+    # 35 s measured; localization 15 s and detection 70 s estimated).
     estimates={
         "train classify": 252,
         "train localize": 68,

@@ -187,8 +187,24 @@ def test_objects_stand_out_unless_textured_objects():
     kwargs = {"height": 128, "width": 128, **builtin.SCENES["classification"]}
     flat, textured = [], []
     for index in range(40):
-        flat.append(_contrast_with_surroundings(shapes.render(0, "train", index, **kwargs)))
+        scene = shapes.render(0, "train", index, **kwargs)
+        flat.append(_contrast_with_surroundings(scene))
         scene = shapes.render(0, "train", index, textured_objects=True, **kwargs)
         textured.append(_contrast_with_surroundings(scene))
     assert np.mean(np.array(flat) > 30) >= 0.9, flat
     assert np.mean(np.array(textured) > 30) <= 0.6, textured
+
+
+def test_textured_objects_config_reaches_the_generated_images(tmp_path):
+    # The ShapesConfig field names its own cache and renders 1.1.0's look.
+    config = builtin.shapes_config("classification", textured_objects=True)
+    assert "textured_objects=True" in config.name
+    default = load(tmp_path / "a", task="classification")
+    textured = load(tmp_path / "b", task="classification", textured_objects=True)
+    for a, b in zip(default, textured):
+        assert a["label"] == b["label"]  # the same scenes, painted otherwise
+    gaps = [
+        np.abs(a["image"].astype(int) - b["image"]).max()
+        for a, b in zip(default, textured)
+    ]
+    assert min(gaps) > 60, gaps

@@ -438,7 +438,8 @@ def test_cli_predict_and_evaluate_localize(
     args = ["evaluate", "--task", "localize", "--config", "shapes_fast_localize"]
     args += ["--model", str(tmp_path / "localizer.keras"), "--limit", "2"]
     args += ["--scales", "1,2", "--output", str(results)]
-    args += ["--scale-sizes", "240,300", f"data.data_dir={localization_data_dir}"]
+    # The same two scales given in pixels: the extra row must match Table 5's.
+    args += ["--scale-sizes", "256,294", f"data.data_dir={localization_data_dir}"]
     assert cli.main(args) == 0
     out = capsys.readouterr().out
     rows = json.loads(results.read_text())["results"]
@@ -449,7 +450,10 @@ def test_cli_predict_and_evaluate_localize(
         "2 scales",
         "2 scales",
     ]
-    assert rows[-1]["configuration"] == "2 scales (240,300 px), fine"
+    assert rows[-1]["configuration"] == rows[3]["configuration"]
+    assert rows[3]["configuration"] == "2 scales (256,294 px), fine"
+    for key in ("top1_error", "top5_error"):
+        assert rows[-1][key] == rows[3][key]
     for r in rows:
         assert 0 <= r["top5_error"] <= r["top1_error"] <= 100
         assert f"| {r['configuration']} | {r['top1_error']:.2f} |" in out
