@@ -86,6 +86,53 @@ def test_train_runs_a_recipe_and_resumes(data_dir, tmp_path, capsys):
     assert "already finished its 2 epochs" in capsys.readouterr().out
 
 
+def test_train_resumes_from_the_newest_checkpoint_that_restores(
+    data_dir, tmp_path, capsys, caplog
+):
+    # Epochs of 3 steps: checkpoints ckpt-3, ckpt-6, ... at each epoch's end.
+    folder = tmp_path / "checkpoints"
+    history = tmp_path / "history.csv"
+
+    def train(epochs):
+        args = ["train", "--config", "tiny", "--output-dir", str(tmp_path)]
+        code = cli.main([*args, f"data.data_dir={data_dir}", f"train.epochs={epochs}"])
+        capsys.readouterr()
+        return code
+
+    def epochs_listed():
+        return [int(line.split(",")[0]) for line in history.read_text().split()[1:]]
+
+    assert train(2) == 0
+    # A garbage index file: before, the run restarted from epoch 0 (history
+    # 0, 1, 0, 1, 2) and exited 0.
+    (folder / "checkpoint").write_text("garbage {{{")
+    assert train(3) == 0
+    assert epochs_listed() == [0, 1, 2]
+    assert (folder / "ckpt-9.index").exists() and not (folder / "ckpt-12.index").exists()
+
+    # A truncated latest checkpoint: it is set aside and epoch 3 (step 9)
+    # is trained again from ckpt-6; its row is not listed twice.
+    data = folder / "ckpt-9.data-00000-of-00001"
+    data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
+    caplog.clear()
+    assert train(4) == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("ckpt-9 is damaged" in w and "from ckpt-6" in w for w in warnings)
+    assert (folder / "damaged" / data.name).exists()
+    assert epochs_listed() == [0, 1, 2, 3]
+    assert (folder / "ckpt-12.index").exists()
+
+    # Nothing restores: an error naming the files, and nothing moved.
+    for index in folder.glob("ckpt-*.index"):
+        index.write_bytes(b"not an sstable")
+    assert cli.main(["train", "--config", "tiny", "--output-dir", str(tmp_path),
+                     f"data.data_dir={data_dir}", "train.epochs=5"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("overfeat train: error: No checkpoint in")
+    assert "ckpt-12" in err and "ckpt-6" in err and len(err.splitlines()) == 1
+    assert epochs_listed() == [0, 1, 2, 3]
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

@@ -12,7 +12,8 @@ callbacks, and the epoch to start from. The caller keeps `model.fit`:
 
 Resumption: the training state is checkpointed in `output_dir/checkpoints`
 every epoch (and every `checkpoint_every_steps`). `prepare` restores the
-latest checkpoint and builds the training data from that point, where each
+newest checkpoint that restores (`resume`: a damaged one is set aside and
+reported) and builds the training data from that point, where each
 epoch's crops and order are a function of (seed, epoch) only, so a run
 killed at any moment and started again replays no step and skips none.
 """
@@ -34,7 +35,7 @@ import overfeat_tf as of
 from overfeat_tf.config import ExperimentConfig, save_config
 from overfeat_tf.data import pipelines, readers
 from overfeat_tf.training import callbacks as callback_lib
-from overfeat_tf.training import detection, localization, recipe
+from overfeat_tf.training import detection, localization, recipe, resume
 from overfeat_tf.training.strategy import check_global_batch, make_strategy
 
 logger = logging.getLogger(__name__)
@@ -140,28 +141,27 @@ def prepare(config: ExperimentConfig) -> Run:
         model, network = parts.build(steps_per_epoch, strategy)
         model.optimizer.build(model.trainable_variables)
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-        checkpoint = tf.train.Checkpoint(
-            model=model, optimizer=model.optimizer, epoch=epoch
-        )
+
+    def make_checkpoint():
+        return tf.train.Checkpoint(model=model, optimizer=model.optimizer, epoch=epoch)
+
     directory = os.path.join(config.output_dir, "checkpoints")
-    manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep=3)
-    if manager.latest_checkpoint:
-        frozen = [v.numpy() for v in model.non_trainable_variables]
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        _check_frozen_unchanged(model, frozen, manager.latest_checkpoint, config)
-        logger.info("Resuming from %s", manager.latest_checkpoint)
+    frozen = [v.numpy() for v in model.non_trainable_variables]
+    restored = resume.restore_newest(make_checkpoint, directory)
+    if restored:
+        _check_frozen_unchanged(model, frozen, restored, config)
+        logger.info("Resuming from %s", restored)
+    manager = tf.train.CheckpointManager(make_checkpoint(), directory, max_to_keep=3)
     initial_epoch = int(epoch.numpy())
+    history = os.path.join(config.output_dir, "history.csv")
+    resume.trim_history(history, initial_epoch)
     skip = int(model.optimizer.iterations.numpy()) - initial_epoch * steps_per_epoch
 
     train_dataset = _training_batches(
         config, strategy, parts.train_batches, steps_per_epoch, initial_epoch, skip
     )
     validation_dataset = parts.validation_batches(strategy)
-    run_callbacks = [
-        callback_lib.StopOnNaN(manager),
-        callback_lib.Checkpoints(manager, epoch, train_cfg.checkpoint_every_steps),
-        callback_lib.LearningRateLogger(),
-    ]
+    run_callbacks = [callback_lib.StopOnNaN(manager), callback_lib.LearningRateLogger()]
     if train_cfg.ema_momentum is not None:
         # Validation runs on the averaged weights; checkpoints keep the raw
         # ones (the average is optimizer state), and fit ends on the average.
@@ -171,10 +171,12 @@ def prepare(config: ExperimentConfig) -> Run:
     log_dir = os.path.join(config.output_dir, "tensorboard")
     run_callbacks += [
         keras.callbacks.TensorBoard(log_dir, histogram_freq=train_cfg.histogram_freq),
-        # Epoch figures as a table too; appended to when the run resumes.
-        keras.callbacks.CSVLogger(
-            os.path.join(config.output_dir, "history.csv"), append=True
-        ),
+        # Epoch figures as a table too, appended to when the run resumes. The
+        # row is written before the checkpoint that ends its epoch: a kill
+        # between the two trains the epoch again (and trim_history drops the
+        # row), where the other order would lose the row.
+        keras.callbacks.CSVLogger(history, append=True),
+        callback_lib.Checkpoints(manager, epoch, train_cfg.checkpoint_every_steps),
     ]
     if train_cfg.image_summaries and config.task == "classify":
         images, labels = _first_examples(validation_dataset, train_cfg.image_summaries)

@@ -1,0 +1,131 @@
+"""Resuming a run: the newest checkpoint that restores, and its history.
+
+`tf.train.CheckpointManager` trusts its `checkpoint` index file: a damaged
+index reads as "no checkpoint" (a silent restart from epoch 0), and a
+damaged latest checkpoint fails the restore while older ones are whole.
+Here the checkpoints are found from their own files and tried newest
+first. Each damaged one is reported in one line and moved to
+`checkpoints/damaged/` (kept, not deleted), and the run resumes from the
+newest that restores; when none restores, nothing is moved and the error
+names every file. `history.csv` then loses the rows of the epochs the run
+will train again, so that no epoch is ever listed twice.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import re
+import shutil
+from collections.abc import Callable
+
+import tensorflow as tf
+
+logger = logging.getLogger(__name__)
+
+# What a damaged file raises while it is read: TF's own errors, and the
+# Python ones its C++ status codes become (OUT_OF_RANGE is an IndexError:
+# "Read less bytes than requested", INVALID_ARGUMENT a ValueError).
+_DAMAGE = (tf.errors.OpError, IndexError, ValueError, RuntimeError, OSError)
+
+
+class CheckpointError(ValueError):
+    """No checkpoint of a run restores, though some exist."""
+
+
+def checkpoints_in(directory: str) -> list[str]:
+    """The checkpoint prefixes `ckpt-N` in `directory`, highest N first."""
+    if not os.path.isdir(directory):
+        return []
+    found = []
+    for name in os.listdir(directory):
+        match = re.fullmatch(r"(ckpt-(\d+))\.index", name)
+        if match:
+            found.append((int(match.group(2)), os.path.join(directory, match.group(1))))
+    return [prefix for _, prefix in sorted(found, reverse=True)]
+
+
+def restore_newest(make_checkpoint: Callable[[], tf.train.Checkpoint], directory):
+    """Restores the newest checkpoint of `directory` that reads whole.
+
+    Args:
+        make_checkpoint: returns a `tf.train.Checkpoint` of the run's
+            objects (a fresh one per try, so a failed read leaves nothing
+            pending).
+        directory: the run's checkpoint folder.
+
+    Returns:
+        The restored prefix, or None when the folder holds no checkpoint.
+
+    Raises:
+        CheckpointError: checkpoints exist and none restores.
+        AssertionError: a whole checkpoint of another model (not damage).
+    """
+    prefixes = checkpoints_in(directory)
+    damaged = []
+    for prefix in prefixes:
+        try:
+            make_checkpoint().restore(prefix).assert_existing_objects_matched()
+        except _DAMAGE as error:
+            damaged.append((prefix, _first_line(error)))
+            continue
+        for bad, why in damaged:
+            aside = _set_aside(bad)
+            logger.warning(
+                "Checkpoint %s is damaged (%s); moved to %s, resuming from %s.",
+                bad, why, aside, os.path.basename(prefix),
+            )
+        kept = prefixes[len(damaged) :]
+        tf.compat.v1.train.update_checkpoint_state(
+            directory, prefix, all_model_checkpoint_paths=kept[::-1]
+        )
+        return prefix
+    if damaged:
+        raise CheckpointError(
+            f"No checkpoint in {directory} restores: "
+            + "; ".join(f"{os.path.basename(p)}: {why}" for p, why in damaged)
+            + f". Move {directory} away to start the run over."
+        )
+    return None
+
+
+def trim_history(path: str, epochs_done: int) -> None:
+    """Drops the rows of `history.csv` for epochs >= `epochs_done`.
+
+    A run resumed at epoch E trains E again; its row, written before the
+    checkpoint that ends the epoch (or left by a newer, damaged checkpoint),
+    would otherwise appear twice.
+    """
+    if not os.path.exists(path):
+        return
+    with open(path, newline="") as file:
+        rows = list(csv.reader(file))
+    if not rows:
+        return
+    header, body = rows[0], rows[1:]
+    again = [row[0] for row in body if row and int(float(row[0])) >= epochs_done]
+    if not again:
+        return
+    kept = [row for row in body if row and int(float(row[0])) < epochs_done]
+    logger.warning(
+        "%s: dropped the rows of epochs %s, which the run trains again.",
+        path, ", ".join(again),
+    )
+    with open(path + ".tmp", "w", newline="") as file:
+        csv.writer(file).writerows([header, *kept])
+    os.replace(path + ".tmp", path)
+
+
+def _set_aside(prefix: str) -> str:
+    directory = os.path.join(os.path.dirname(prefix), "damaged")
+    os.makedirs(directory, exist_ok=True)
+    for name in os.listdir(os.path.dirname(prefix)):
+        if name.startswith(os.path.basename(prefix) + "."):
+            shutil.move(os.path.join(os.path.dirname(prefix), name), directory)
+    return directory
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"
