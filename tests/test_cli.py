@@ -93,10 +93,11 @@ def test_train_resumes_from_the_newest_checkpoint_that_restores(
     folder = tmp_path / "checkpoints"
     history = tmp_path / "history.csv"
 
-    def train(epochs):
+    def train(epochs, keep_output=False):
         args = ["train", "--config", "tiny", "--output-dir", str(tmp_path)]
         code = cli.main([*args, f"data.data_dir={data_dir}", f"train.epochs={epochs}"])
-        capsys.readouterr()
+        if not keep_output:
+            capsys.readouterr()
         return code
 
     def epochs_listed():
@@ -108,7 +109,8 @@ def test_train_resumes_from_the_newest_checkpoint_that_restores(
     (folder / "checkpoint").write_text("garbage {{{")
     assert train(3) == 0
     assert epochs_listed() == [0, 1, 2]
-    assert (folder / "ckpt-9.index").exists() and not (folder / "ckpt-12.index").exists()
+    assert (folder / "ckpt-9.index").exists()
+    assert not (folder / "ckpt-12.index").exists()
 
     # A truncated latest checkpoint: it is set aside and epoch 3 (step 9)
     # is trained again from ckpt-6; its row is not listed twice.
@@ -125,8 +127,7 @@ def test_train_resumes_from_the_newest_checkpoint_that_restores(
     # Nothing restores: an error naming the files, and nothing moved.
     for index in folder.glob("ckpt-*.index"):
         index.write_bytes(b"not an sstable")
-    assert cli.main(["train", "--config", "tiny", "--output-dir", str(tmp_path),
-                     f"data.data_dir={data_dir}", "train.epochs=5"]) == 2
+    assert train(5, keep_output=True) == 2
     err = capsys.readouterr().err
     assert err.startswith("overfeat train: error: No checkpoint in")
     assert "ckpt-12" in err and "ckpt-6" in err and len(err.splitlines()) == 1
