@@ -33,6 +33,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import sys
@@ -94,8 +95,8 @@ def _image_size(text: str) -> tuple[int, int]:
 
 def _positive_float(text: str) -> float:
     value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0; got {text}")
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0; got {text}")
     return value
 
 
@@ -114,8 +115,10 @@ def _number_list(kind):
             raise argparse.ArgumentTypeError(
                 f"expected comma-separated numbers, e.g. 1,2,4,6; got {text!r}"
             ) from None
-        if not values or min(values) <= 0:
-            raise argparse.ArgumentTypeError(f"numbers must be positive; got {text!r}")
+        if not values or not all(0 < v < math.inf for v in values):
+            raise argparse.ArgumentTypeError(
+                f"numbers must be positive and finite; got {text!r}"
+            )
         return values
 
     return parse

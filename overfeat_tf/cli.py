@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 
 from overfeat_cli import OVERRIDE, main
 
@@ -55,6 +56,38 @@ def _load_model(args, config, path=None):
         raise FileNotFoundError(f"{error}; {hint}") from None
 
 
+def _writable_folder(path: str, flag: str) -> None:
+    """Fails now, naming the flag, if `path` cannot be a folder we write in
+    (under a file, a name too long, no permission), not after minutes of
+    data loading and model building."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        tempfile.TemporaryFile(dir=path).close()
+    except OSError as error:
+        raise ValueError(
+            f"{flag} {path}: cannot write there ({error.strerror or error})"
+        ) from None
+
+
+def _writable_file(path: str, flag: str) -> None:
+    """As `_writable_folder`, for a file that the command writes at its end."""
+    if os.path.isdir(path):
+        raise ValueError(
+            f"{flag} {path} is a folder; give a file name, e.g. "
+            f"{os.path.join(path, 'results.json')}"
+        )
+    _writable_folder(os.path.dirname(path) or ".", flag)
+    existed = os.path.exists(path)
+    try:
+        open(path, "a").close()
+    except OSError as error:
+        raise ValueError(
+            f"{flag} {path}: cannot write there ({error.strerror or error})"
+        ) from None
+    if not existed:
+        os.remove(path)
+
+
 def _scales(args, geometry):
     from overfeat_tf import inference
 
@@ -73,6 +106,8 @@ def _evaluate(args) -> str:
 
     config = _config(args, required=True)
     task = args.task or config.task
+    if args.output:
+        _writable_file(args.output, "--output")
     model = _load_model(args, config)
     split = args.split or config.data.test_split
     if task == "localize":
@@ -131,6 +166,9 @@ def _predict(args) -> str:
     if not images and not args.voc_list:
         raise ValueError("give at least one image file or folder, or --voc-list")
     files = _image_files(images, args.voc_list or [])
+    _writable_file(args.output, "--output")
+    if args.draw:
+        _writable_folder(args.draw, "--draw")
     model = _load_model(args, config)
     if task in ("localize", "detect"):
         _require_regressor(model, args)
@@ -139,6 +177,13 @@ def _predict(args) -> str:
         stride=args.stride,
         flips=not args.no_flips,
     )
+    if task == "classify" and args.top_k > model.num_classes:
+        print(
+            f"note: --top-k {args.top_k} is more than the model's "
+            f"{model.num_classes} classes; listing all {model.num_classes}",
+            file=sys.stderr,
+        )
+        args.top_k = model.num_classes
     runner = runner_for(model, task, config, top_k=args.top_k, **options)
     names = model.class_names or [str(i) for i in range(model.num_classes)]
     print(_protocol(model, runner, args.batch_size), flush=True)
@@ -367,6 +412,7 @@ def _train(args) -> str:
     if args.task:
         overrides.append(f"task={args.task}")
     config = load_config(args.config, overrides)
+    _writable_folder(config.output_dir, "--output-dir" if args.output_dir else "output_dir")
     history = train(config)
     if not history.history:
         return (
@@ -381,6 +427,7 @@ def _train(args) -> str:
 def _quickstart(args) -> str:
     from overfeat_tf import quickstart
 
+    _writable_folder(args.output, "--output")
     quickstart.run(
         args.output, tiny=args.tiny, fresh=args.fresh, overrides=args.overrides
     )
@@ -458,6 +505,7 @@ def _export(args) -> str:
     from overfeat_tf.export import saved_model
 
     config = _config(args)
+    _writable_folder(args.output, "--output")
     if args.format == "tflite":
         return _export_tflite(args, config)
     runners = []

@@ -10,6 +10,9 @@ run on the TensorFlow and JAX backends alike.
 from __future__ import annotations
 
 import os
+import re
+import warnings
+import zipfile
 from typing import Sequence
 
 import keras
@@ -173,7 +176,7 @@ class OverFeat(keras.Model):
     ):
         if isinstance(spec, dict):
             spec = OverFeatSpec.from_dict(spec)
-        _check_arguments(num_classes, width, dropout, stride, normalization)
+        _check_arguments(spec, num_classes, width, dropout, stride, normalization)
         if class_names is not None:
             class_names = tuple(str(name) for name in class_names)
             if len(class_names) != num_classes:
@@ -311,7 +314,7 @@ class OverFeat(keras.Model):
         return cls(**config)
 
 
-def _check_arguments(num_classes, width, dropout, stride, normalization):
+def _check_arguments(spec, num_classes, width, dropout, stride, normalization):
     if isinstance(num_classes, bool) or not isinstance(num_classes, int):
         raise TypeError(
             f"num_classes must be an int. Received: num_classes={num_classes!r} "
@@ -321,8 +324,17 @@ def _check_arguments(num_classes, width, dropout, stride, normalization):
         raise ValueError(
             f"num_classes must be >= 1. Received: num_classes={num_classes}"
         )
-    if not width > 0:
-        raise ValueError(f"width must be > 0. Received: width={width}")
+    if not 0 < width < float("inf"):
+        raise ValueError(f"width must be > 0 and finite. Received: width={width}")
+    narrowest = min(
+        [row.filters for row in spec.features]
+        + [row.units for row in spec.classifier[:-1]]
+    )
+    if narrowest * width < 1:
+        raise ValueError(
+            f"width={width} leaves less than one map in the narrowest layer "
+            f"({narrowest} at width 1): use width >= 1/{narrowest}"
+        )
     if not 0 <= dropout < 1:
         raise ValueError(f"dropout must be in [0, 1). Received: dropout={dropout}")
     if normalization not in NORMALIZATIONS:
@@ -571,19 +583,62 @@ def load_model(path: str) -> OverFeat:
 
     Raises:
         FileNotFoundError: naming the file when there is none.
-        ValueError: when the file holds another kind of model.
+        ValueError: naming the file when it does not load (damaged, not a
+            `.keras` archive, weights of another shape, refused by safe
+            mode) or holds another kind of model.
     """
     path = str(path)
     if os.path.isdir(path):
         path = os.path.join(path, "model.keras")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No trained model at {path}")
-    model = keras.saving.load_model(path, compile=False)
+    # Keras warns layer by layer before it fails on weights of another
+    # shape: the warnings are shown only when the model loads.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            model = keras.saving.load_model(path, compile=False)
+        except _UNREADABLE as error:
+            raise ValueError(f"Cannot load {path}: {_why_not_loaded(error)}") from None
+    for warning in caught:
+        warnings.showwarning(
+            warning.message, warning.category, warning.filename, warning.lineno
+        )
     if not isinstance(model, OverFeat):
         raise ValueError(
             f"{path} holds a {type(model).__name__}, not an OverFeat model."
         )
     return model
+
+
+# What keras.saving.load_model raises for a file it cannot read as a model.
+_UNREADABLE = (OSError, EOFError, KeyError, TypeError, ValueError, zipfile.BadZipFile)
+
+
+def _why_not_loaded(error: Exception) -> str:
+    """Keras' reason in one line (its shape mismatch report runs to hundreds
+    of lines of weight values; its "File not found" means "not a zip")."""
+    text = str(error)
+    shapes = re.search(
+        r"variable.shape=(\(.*?\)), Received: value.shape=(\(.*?\))"
+        r".*?Target variable: <Variable path=([^,]+)",
+        text,
+        re.DOTALL,
+    )
+    if shapes:
+        expected, found, name = shapes.groups()
+        return (
+            f"its weights do not fit its architecture ({name} is {expected} "
+            f"in the config, {found} in the weights)"
+        )
+    if "File not found" in text or isinstance(error, zipfile.BadZipFile):
+        return "not a .keras archive (a damaged or truncated file?)"
+    if isinstance(error, TypeError) and "could not be deserialized" in text:
+        return "its config.json does not describe a model this package builds"
+    if isinstance(error, KeyError):
+        return f"not a whole .keras archive ({text.strip(chr(34))})"
+    lines = text.strip().splitlines() or [type(error).__name__]
+    return lines[0][:300]
 
 
 def with_regressor(

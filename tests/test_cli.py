@@ -218,6 +218,85 @@ def test_predict_errors_name_the_file(saved_model, tmp_path, capsys):
         cli.main(["predict", "--model", str(run), "x.png", "--scales", "1,a"])
 
 
+def test_unwritable_outputs_and_bad_numbers_are_one_line(saved_model, tmp_path, capsys):
+    # Before: tracebacks (NotADirectoryError, OSError, IsADirectoryError,
+    # OverflowError), the train ones after the data had loaded.
+    _, run = saved_model
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    image = tmp_path / "x.png"
+    Image.fromarray(np.zeros((240, 240, 3), np.uint8)).save(image)
+    train = ["train", "--config", "tiny", "--output-dir"]
+    predict = ["predict", "--model", str(run), str(image)]
+    cases = [
+        ([*train, str(a_file / "run")], "cannot write there (Not a directory)"),
+        ([*train, str(tmp_path / ("x" * 300))], "(File name too long)"),
+        ([*predict, "--output", str(tmp_path)], f"--output {tmp_path} is a folder"),
+        ([*predict, "--draw", str(a_file)], f"--draw {a_file}: cannot write"),
+        (["quickstart", "--output", str(a_file)], f"--output {a_file}: cannot"),
+        ([*predict, "--scale-factors", "1,inf"], "positive and finite; got '1,inf'"),
+        (["describe", "--width", "inf"], "must be a finite number > 0; got inf"),
+        (["describe", "--width", "1e-9"], "use width >= 1/96"),
+    ]
+    for args, message in cases:
+        try:
+            code = cli.main(args)
+        except SystemExit as exit_info:  # argparse's own errors
+            code = exit_info.code
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "predictions.json").exists()
+
+
+def test_top_k_beyond_the_classes_lists_them_all(saved_model, tmp_path, capsys):
+    _, run = saved_model
+    image = tmp_path / "x.png"
+    Image.fromarray(np.zeros((240, 240, 3), np.uint8)).save(image)
+    output = tmp_path / "p.json"
+    args = ["predict", "--model", str(run), str(image), "--scales", "1"]
+    assert cli.main([*args, "--top-k", "50", "--output", str(output)]) == 0
+    assert "--top-k 50 is more than the model's 10 classes" in capsys.readouterr().err
+    (rows,) = json.loads(output.read_text()).values()
+    assert sorted(row[0] for row in rows) == list(range(10))
+
+
+def test_damaged_model_files_are_named_in_one_line(saved_model, tmp_path, capsys):
+    import zipfile
+
+    model, run = saved_model
+    good = (run / "model.keras").read_bytes()
+    wider = tmp_path / "wider.keras"
+    of.overfeat_fast(10, width=2 * TINY).save(wider)
+    files = {
+        "truncated.keras": (good[: len(good) // 2], "not a .keras archive"),
+        "random.keras": (os.urandom(4000), "not a .keras archive"),
+    }
+    for name, (content, _) in files.items():
+        (tmp_path / name).write_bytes(content)
+    # The config of one model with the weights of a wider one: before, 276
+    # lines of weight values.
+    with zipfile.ZipFile(run / "model.keras") as source, zipfile.ZipFile(
+        wider
+    ) as other, zipfile.ZipFile(tmp_path / "mixed.keras", "w") as mixed:
+        for item in source.namelist():
+            donor = other if item == "model.weights.h5" else source
+            mixed.writestr(item, donor.read(item))
+    files["mixed.keras"] = (None, "conv1/kernel is (11, 11, 3, 12) in the config, ")
+    with zipfile.ZipFile(run / "model.keras") as source, zipfile.ZipFile(
+        tmp_path / "headless.keras", "w"
+    ) as headless:
+        for item in source.namelist():
+            if item != "config.json":
+                headless.writestr(item, source.read(item))
+    files["headless.keras"] = (None, "no item named 'config.json'")
+    for name, (_, message) in files.items():
+        path = tmp_path / name
+        assert cli.main(["describe", "--model", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"overfeat describe: error: Cannot load {path}: ")
+        assert message in err and len(err.splitlines()) == 1, err
+
+
 def test_evaluate_prints_table2(saved_model, data_dir, tmp_path, capsys):
     _, run = saved_model
     output = tmp_path / "results.json"
