@@ -412,7 +412,8 @@ def _train(args) -> str:
     if args.task:
         overrides.append(f"task={args.task}")
     config = load_config(args.config, overrides)
-    _writable_folder(config.output_dir, "--output-dir" if args.output_dir else "output_dir")
+    flag = "--output-dir" if args.output_dir else "output_dir"
+    _writable_folder(config.output_dir, flag)
     history = train(config)
     if not history.history:
         return (
