@@ -310,7 +310,14 @@ def _size(images):
 
 
 def _rgb(images):
-    """[B, H, W, C] with C in 1-4 -> [B, H, W, 3]: gray repeated, alpha dropped."""
+    """[B, H, W, C] with C in 1-4 -> [B, H, W, 3]: gray repeated, alpha dropped.
+
+    Pixels must be finite: a NaN would otherwise come out as a confident
+    class (the TFLite files do not check; see README, "Limits and safety").
+    """
+    images = tf.debugging.assert_all_finite(
+        images, "images must hold finite pixel values (0-255), not NaN or inf"
+    )
     if images.shape[-1] is not None:
         if images.shape[-1] < 3:
             return tf.tile(images[..., :1], [1, 1, 1, 3])

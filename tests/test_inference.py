@@ -235,3 +235,14 @@ def test_extreme_aspect_ratios_are_refused_naming_the_limit(model):
     assert classifier(np.zeros((2, 20, 3), np.uint8))["top_k_ids"].shape == (5,)
     wider = Classifier(model, scales=(231,), flips=False, max_aspect_ratio=12)
     assert wider(np.zeros((2, 21, 3), np.uint8))["top_k_ids"].shape == (5,)
+
+
+def test_non_finite_pixels_are_refused(model):
+    # Before: an all-NaN image came out as a confident class.
+    classifier = Classifier(model, scales=(231,), flips=False)
+    for value in (np.nan, np.inf):
+        image = np.full((240, 240, 3), 100.0, np.float32)
+        image[7, 9, 1] = value
+        for run in (classifier, classifier.ten_views, classifier.center_crop):
+            with pytest.raises(tf.errors.InvalidArgumentError, match="finite pixel"):
+                run(image)
