@@ -47,10 +47,11 @@ setup(
     extras_require={
         # jax: the models are also checked on the JAX backend; pycocotools
         # and keras-cv: the COCO metrics are checked against both;
-        # tensorflow-serving-api: requests to the SavedModel are built with
-        # its PredictRequest proto.
+        # hypothesis: the fuzz tests; tensorflow-serving-api: requests to the
+        # SavedModel are built with its PredictRequest proto.
         "test": [
             "pytest>=8",
+            "hypothesis>=6.100",
             "jax>=0.4.36",
             "pycocotools>=2.0.7",
             "keras-cv==0.9.0",
@@ -58,6 +59,7 @@ setup(
         ],
         "dev": [
             "pytest>=8",
+            "hypothesis>=6.100",
             "jax>=0.4.36",
             "pycocotools>=2.0.7",
             "keras-cv==0.9.0",

@@ -56,3 +56,11 @@ def tfds_dir(tmp_path_factory, data_dir, localization_data_dir, detection_data_d
         target = os.path.join(path, "overfeat_shapes", task)
         os.symlink(target, root / "overfeat_shapes" / task)
     return str(root)
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--run-slow",
+        action="store_true",
+        help="the fuzz tests draw 20x their examples (minutes, not seconds)",
+    )
