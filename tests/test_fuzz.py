@@ -97,7 +97,11 @@ def test_recipes_load_or_fail_naming_the_file_and_a_key(tmp_path, examples):
 
     @fuzz(examples(200))
     @given(
-        edits=st.lists(st.tuples(st.sampled_from(KEYS), VALUES), min_size=1, max_size=3),
+        edits=st.lists(
+            st.tuples(st.sampled_from(KEYS), VALUES),
+            min_size=1,
+            max_size=3,
+        ),
         as_overrides=st.booleans(),
     )
     def check(edits, as_overrides):

@@ -76,10 +76,8 @@ def restore_newest(make_checkpoint: Callable[[], tf.train.Checkpoint], directory
                 "Checkpoint %s is damaged (%s); moved to %s, resuming from %s.",
                 bad, why, aside, os.path.basename(prefix),
             )
-        kept = prefixes[len(damaged) :]
-        tf.compat.v1.train.update_checkpoint_state(
-            directory, prefix, all_model_checkpoint_paths=kept[::-1]
-        )
+        if damaged or not _index_reads(directory):
+            _write_index(directory, prefixes[len(damaged) :])
         return prefix
     if damaged:
         raise CheckpointError(
@@ -109,11 +107,30 @@ def trim_history(path: str, epochs_done: int) -> None:
         return
     kept = [row for row in body if row and int(float(row[0])) < epochs_done]
     logger.warning(
-        "%s: dropped the rows of epochs %s, which the run trains again.",
-        path, ", ".join(again),
+        "%s: dropped the rows of epoch%s %s, which the run trains again.",
+        path, "s" if len(again) > 1 else "", ", ".join(again),
     )
     with open(path + ".tmp", "w", newline="") as file:
         csv.writer(file).writerows([header, *kept])
+    os.replace(path + ".tmp", path)
+
+
+def _index_reads(directory: str) -> bool:
+    """Whether the `checkpoint` index file parses (TF reads a garbage one as
+    no checkpoint at all)."""
+    return tf.train.get_checkpoint_state(directory) is not None
+
+
+def _write_index(directory: str, prefixes: list[str]) -> None:
+    """The `checkpoint` index file (a text `CheckpointState`) listing
+    `prefixes`, newest first, which `tf.train.CheckpointManager` reads to
+    keep its `max_to_keep` newest."""
+    names = [os.path.basename(prefix) for prefix in prefixes]
+    lines = [f'model_checkpoint_path: "{names[0]}"']
+    lines += [f'all_model_checkpoint_paths: "{name}"' for name in reversed(names)]
+    path = os.path.join(directory, "checkpoint")
+    with open(path + ".tmp", "w") as file:
+        file.write("\n".join(lines) + "\n")
     os.replace(path + ".tmp", path)
 
 
