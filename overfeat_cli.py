@@ -560,16 +560,15 @@ def main(argv: list[str] | None = None) -> int:
 
         tfds.disable_progress_bar()
 
+    from overfeat_tf.errors import OverfeatError
+
     try:
         print(cli.COMMANDS[args.command](args))
-    except (
-        ValueError,
-        TypeError,
-        FileNotFoundError,
-        FileExistsError,
-        FloatingPointError,
-        NotImplementedError,
-    ) as error:
+    except (OverfeatError, OSError) as error:
+        if isinstance(error, OSError) and not (
+            isinstance(error, OverfeatError) or error.filename
+        ):
+            raise  # not about a file the user named: a bug, with its traceback
         print(f"overfeat {args.command}: error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -40,6 +40,7 @@ from PIL import Image
 from overfeat_tf.data import decoding, shapes
 from overfeat_tf.data.decoding import MAX_PIXELS
 from overfeat_tf.detector import BACKGROUND, Detector
+from overfeat_tf.errors import ExistingFileError, InvalidValueError
 from overfeat_tf.inference import Classifier
 from overfeat_tf.localizer import Localizer
 
@@ -68,7 +69,7 @@ class ServingModule(tf.Module):
     def __init__(self, runners: Sequence[Classifier], max_pixels: int = MAX_PIXELS):
         super().__init__(name="overfeat_serving")
         if not runners:
-            raise ValueError(
+            raise InvalidValueError(
                 "export needs at least one Classifier, Localizer or Detector."
             )
         self.runners = list(runners)
@@ -77,7 +78,7 @@ class ServingModule(tf.Module):
         for runner in self.runners:
             for task in tasks_of(runner):
                 if task in self.graphs:
-                    raise ValueError(
+                    raise InvalidValueError(
                         f"Two runners serve {task!r}; give one runner per task."
                     )
                 self.graphs[task] = _task_graph(runner, task)
@@ -212,7 +213,7 @@ def export_saved_model(
     version = next_version(base) if version is None else int(version)
     path = os.path.join(base, str(version))
     if tf.io.gfile.exists(path):
-        raise FileExistsError(
+        raise ExistingFileError(
             f"{path} exists; TF Serving versions are immutable: pick another "
             "version or remove it."
         )

@@ -47,6 +47,7 @@ from overfeat_tf.export.saved_model import _task_graph, tasks_of
 
 from overfeat_tf.boxes import iou
 from overfeat_tf.data.pipelines import MEAN_RGB, STDDEV_RGB
+from overfeat_tf.errors import InvalidValueError
 from overfeat_tf.inference import Classifier
 from overfeat_tf.localizer import Localizer
 from overfeat_tf.models import OverFeat, dense, fold_normalization
@@ -110,14 +111,14 @@ def pipeline_function(
     if isinstance(runner, Localizer) and (
         runner.max_candidates is None or runner.jit_compile
     ):
-        raise ValueError(
+        raise InvalidValueError(
             "A TFLite pipeline merges in fixed-size buffers without XLA: build "
             "the runner with max_candidates=N and jit_compile=False. Received: "
             f"max_candidates={runner.max_candidates}, jit_compile={runner.jit_compile}"
         )
     smallest = min(runner.scales)
     if min(height, width) > smallest or min(height, width) < 1:
-        raise ValueError(
+        raise InvalidValueError(
             f"The pipeline file only enlarges its input: the shorter side of "
             f"image_size must be in [1, {smallest}] (the smallest scale), as "
             "antialiased shrinking (ScaleAndTranslate) is no TFLite builtin; "
@@ -128,7 +129,7 @@ def pipeline_function(
     elif isinstance(runner, Localizer):
         graph = runner.candidates_graph
     else:
-        raise ValueError(
+        raise InvalidValueError(
             "merge=False is for localizers and detectors: a classifier has no merge"
         )
 
@@ -165,7 +166,7 @@ def convert_pipeline(
             tensorflow/tensorflow#75140: use merge=False).
     """
     if quantize == "int8" and merge and isinstance(runner, Localizer):
-        raise ValueError(
+        raise InvalidValueError(
             "Full int8 cannot calibrate the merge's loops (TensorFlow's "
             "calibrator crashes on WHILE ops, tensorflow/tensorflow#75140): "
             "convert with merge=False (--no-merge) and finish with "
@@ -193,7 +194,7 @@ def _converted(converter, quantize, representative, float_fallback=False) -> byt
     """Convert with builtins only, quantized as `quantize` says. With
     `float_fallback`, int8 leaves what has no int8 kernel (the merge) float."""
     if quantize not in QUANTIZATIONS:
-        raise ValueError(
+        raise InvalidValueError(
             f"quantize must be one of {QUANTIZATIONS}. Received: {quantize!r}"
         )
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -203,12 +204,12 @@ def _converted(converter, quantize, representative, float_fallback=False) -> byt
         converter.target_spec.supported_types = [tf.float16]
     if quantize == "int8":
         if representative is None:
-            raise ValueError(
+            raise InvalidValueError(
                 "quantize='int8' needs representative images to calibrate on."
             )
         images = [np.asarray(image, np.float32) for image in representative]
         if not images:
-            raise ValueError(
+            raise InvalidValueError(
                 "quantize='int8' got an empty set of representative images."
             )
         converter.representative_dataset = lambda: ([image[None]] for image in images)

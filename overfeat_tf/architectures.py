@@ -14,6 +14,8 @@ from typing import Literal
 
 import numpy as np
 
+from overfeat_tf.errors import InvalidValueError
+
 Stride = Literal["coarse", "fine"]
 STRIDES = ("coarse", "fine")
 
@@ -41,13 +43,13 @@ class ConvLayer:
     def __post_init__(self):
         for field in ("filters", "kernel", "stride", "pool"):
             if getattr(self, field) < 1:
-                raise ValueError(
+                raise InvalidValueError(
                     f"ConvLayer.{field} must be >= 1. "
                     f"Received: {field}={getattr(self, field)}"
                 )
         same = self.stride == 1 and 2 * self.padding == self.kernel - 1
         if self.padding != 0 and not same:
-            raise ValueError(
+            raise InvalidValueError(
                 "ConvLayer.padding must be 0 or (kernel - 1) / 2 with "
                 f"stride 1. Received: padding={self.padding}, "
                 f"kernel={self.kernel}, stride={self.stride}"
@@ -85,18 +87,18 @@ class OverFeatSpec:
 
     def __post_init__(self):
         if not self.features or self.features[-1].pool == 1:
-            raise ValueError(
+            raise InvalidValueError(
                 "OverFeatSpec.features must end with a pooling layer (the "
                 "last pooling is what the fine stride offsets). "
                 f"Received: {self.features}"
             )
         if not self.classifier or self.classifier[-1].units is not None:
-            raise ValueError(
+            raise InvalidValueError(
                 "OverFeatSpec.classifier must end with the class layer "
                 f"FullLayer(units=None). Received: {self.classifier}"
             )
         if any(row.units is None for row in self.classifier[:-1]):
-            raise ValueError(
+            raise InvalidValueError(
                 "Only the last classifier row may have units=None. "
                 f"Received: {self.classifier}"
             )
@@ -224,7 +226,7 @@ def _ops(spec: OverFeatSpec, stride: Stride) -> list[_Op]:
 
 def check_stride(stride: str) -> Stride:
     if stride not in STRIDES:
-        raise ValueError(
+        raise InvalidValueError(
             f"stride must be one of {STRIDES}. Received: stride={stride!r}"
         )
     return stride

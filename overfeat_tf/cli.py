@@ -15,6 +15,7 @@ import sys
 import tempfile
 
 from overfeat_cli import OVERRIDE, main
+from overfeat_tf.errors import InvalidValueError, MissingFileError
 
 __all__ = ["COMMANDS", "main"]
 
@@ -25,11 +26,11 @@ def _config(args, required: bool = False):
 
     if args.config is None:
         if required:
-            raise ValueError(
+            raise InvalidValueError(
                 "give --config NAME: the recipe names the data and the run folder"
             )
         if args.overrides:
-            raise ValueError(
+            raise InvalidValueError(
                 f"KEY=VALUE overrides need --config; got {' '.join(args.overrides)}"
             )
         return None
@@ -44,7 +45,7 @@ def _load_model(args, config, path=None):
 
     path = path or args.model or (config.output_dir if config else None)
     if path is None:
-        raise ValueError("give --model PATH or --config NAME (its run folder)")
+        raise InvalidValueError("give --model PATH or --config NAME (its run folder)")
     try:
         return fold_normalization(load_model(path))
     except FileNotFoundError as error:
@@ -53,7 +54,7 @@ def _load_model(args, config, path=None):
             if config is not None and not args.model
             else "pass --model with a .keras file or a run folder"
         )
-        raise FileNotFoundError(f"{error}; {hint}") from None
+        raise MissingFileError(f"{error}; {hint}") from None
 
 
 def _writable_folder(path: str, flag: str) -> None:
@@ -64,7 +65,7 @@ def _writable_folder(path: str, flag: str) -> None:
         os.makedirs(path, exist_ok=True)
         tempfile.TemporaryFile(dir=path).close()
     except OSError as error:
-        raise ValueError(
+        raise InvalidValueError(
             f"{flag} {path}: cannot write there ({error.strerror or error})"
         ) from None
 
@@ -72,7 +73,7 @@ def _writable_folder(path: str, flag: str) -> None:
 def _writable_file(path: str, flag: str) -> None:
     """As `_writable_folder`, for a file that the command writes at its end."""
     if os.path.isdir(path):
-        raise ValueError(
+        raise InvalidValueError(
             f"{flag} {path} is a folder; give a file name, e.g. "
             f"{os.path.join(path, 'results.json')}"
         )
@@ -81,7 +82,7 @@ def _writable_file(path: str, flag: str) -> None:
     try:
         open(path, "a").close()
     except OSError as error:
-        raise ValueError(
+        raise InvalidValueError(
             f"{flag} {path}: cannot write there ({error.strerror or error})"
         ) from None
     if not existed:
@@ -141,7 +142,7 @@ def _evaluate(args) -> str:
 
 def _require_regressor(model, args):
     if model.regressor is None:
-        raise ValueError(
+        raise InvalidValueError(
             f"--task {args.task or 'localize'} needs a model with a box regressor; "
             f"{args.model or 'the config run folder'} has none (train one: "
             "overfeat train --task localize --config shapes_fast_localize)"
@@ -164,7 +165,7 @@ def _predict(args) -> str:
     config = _config(args)
     task = args.task or (config.task if config else "classify")
     if not images and not args.voc_list:
-        raise ValueError("give at least one image file or folder, or --voc-list")
+        raise InvalidValueError("give at least one image file or folder, or --voc-list")
     files = _image_files(images, args.voc_list or [])
     _writable_file(args.output, "--output")
     if args.draw:
@@ -225,11 +226,11 @@ def _image_files(inputs, voc_lists) -> list[str]:
         elif os.path.isfile(path):
             files.append(path)
         else:
-            raise FileNotFoundError(f"No such image file or folder: {path}")
+            raise MissingFileError(f"No such image file or folder: {path}")
     for path in voc_lists:
         files += _voc_list_images(path)
     if not files:
-        raise ValueError(
+        raise InvalidValueError(
             f"No image files ({', '.join(IMAGE_EXTENSIONS)}) in {[*inputs, *voc_lists]}"
         )
     return list(dict.fromkeys(files))
@@ -254,10 +255,10 @@ def _voc_list_images(path: str) -> list[str]:
     ROOT/ImageSets/Main/SPLIT.txt, in its order (a class's list, "ID 1" or
     "ID -1" per line, gives all its ids)."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"No VOC split list at {path}")
+        raise MissingFileError(f"No VOC split list at {path}")
     image_sets = os.path.dirname(os.path.dirname(os.path.normpath(path)))
     if os.path.basename(os.path.abspath(image_sets)) != "ImageSets":
-        raise ValueError(
+        raise InvalidValueError(
             "--voc-list takes a VOC split list ROOT/ImageSets/Main/SPLIT.txt, "
             f"whose ids name ROOT/JPEGImages/ID.jpg. Received: {path}"
         )
@@ -271,7 +272,7 @@ def _voc_list_images(path: str) -> list[str]:
                 os.path.join(root, "JPEGImages", line.split()[0] + ".jpg")
             )
             if not os.path.isfile(image):
-                raise FileNotFoundError(
+                raise MissingFileError(
                     f"No image {image} for id {line.split()[0]!r} (line {number} "
                     f"of {path})"
                 )
@@ -335,7 +336,7 @@ def _predicted(runner, files, batch_size: int):
                 lines = error.message.strip().splitlines()
                 message = next((x for x in lines if "assertion failed" in x), lines[0])
                 names = ", ".join(batch[i] for i in chosen)
-                raise ValueError(f"Cannot run on {names}: {message}") from None
+                raise InvalidValueError(f"Cannot run on {names}: {message}") from None
             outputs = {name: value.numpy() for name, value in outputs.items()}
             for row, i in enumerate(chosen):
                 yield batch[i], images[i], {k: v[row] for k, v in outputs.items()}
@@ -450,7 +451,7 @@ def _describe(args) -> str:
     spec, g = model.spec, model.geometry
     height, width = args.image_size or (g.window, g.window)
     if min(height, width) < g.min_input_size:
-        raise ValueError(
+        raise InvalidValueError(
             f"--image-size must be at least {g.min_input_size}x{g.min_input_size} "
             f"for the {args.network} model. Received: {height}x{width}"
         )
@@ -536,21 +537,23 @@ def _export_tflite(args, config) -> str:
     from overfeat_tf.export import tflite
 
     if len(args.model or []) > 1:
-        raise ValueError("--format tflite exports one --model at a time")
+        raise InvalidValueError("--format tflite exports one --model at a time")
     model = _load_model(args, config, (args.model or [None])[0])
     if args.kind == "dense":
         if args.scales or args.scale_sizes or args.scale_factors or args.no_flips:
-            raise ValueError(
+            raise InvalidValueError(
                 "--kind dense holds one scale without flips: the app picks its "
                 "scales by resizing the input; drop --scales/--no-flips or use "
                 "--kind pipeline"
             )
         if args.image_size or args.no_merge:
-            raise ValueError("--image-size and --no-merge are for --kind pipeline")
+            raise InvalidValueError(
+                "--image-size and --no-merge are for --kind pipeline"
+            )
     representative = None
     if args.quantize == "int8":
         if config is None:
-            raise ValueError(
+            raise InvalidValueError(
                 "--quantize int8 calibrates on the training pipeline: give --config"
             )
         representative = tflite.representative_images(config)

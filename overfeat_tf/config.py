@@ -28,6 +28,7 @@ from typing import Literal
 import yaml
 
 from overfeat_tf import architectures
+from overfeat_tf.errors import InvalidTypeError, InvalidValueError, MissingFileError
 
 __all__ = [
     "DataConfig",
@@ -68,7 +69,7 @@ def _require(config, name: str, ok: bool, rule: str) -> None:
         many = isinstance(value, tuple)
         rule = f"finite numbers: {rule}" if many else f"a finite number {rule}"
     if not ok:
-        raise ValueError(
+        raise InvalidValueError(
             f"{type(config).__name__}.{name} must be {rule}. Received: {name}={value!r}"
         )
 
@@ -535,19 +536,19 @@ class ExperimentConfig:
         for section in ("localize", "detect"):
             size = getattr(self, section).image_size
             if size is not None and size < window:
-                raise ValueError(
+                raise InvalidValueError(
                     f"ExperimentConfig.{section}.image_size must be >= the window "
                     f"of the {self.model.network} network ({window} px). Received: "
                     f"{section}.image_size={size}"
                 )
         if self.data.scale_range and self.data.scale_range[0] < window:
-            raise ValueError(
+            raise InvalidValueError(
                 "ExperimentConfig.data.scale_range must start at the window "
                 f"of the {self.model.network} network ({window} px) or above. "
                 f"Received: data.scale_range={list(self.data.scale_range)}"
             )
         if self.data.smallest_side < window:
-            raise ValueError(
+            raise InvalidValueError(
                 "ExperimentConfig.data.smallest_side must be >= the window of "
                 f"the {self.model.network} network ({window} px), or no window "
                 "fits in the resized images. Received: "
@@ -599,7 +600,7 @@ def _convert(value, hint, source: str, key: str):
         return float(value)
     elif origin is None and isinstance(value, hint):
         return value
-    raise TypeError(
+    raise InvalidTypeError(
         f"{source}: {key} must be {_type_name(hint)}. "
         f"Received: {key}={value!r} of type {type(value).__name__}"
     )
@@ -615,7 +616,7 @@ def _from_dict(cls, data, source: str, prefix: str = ""):
     if data is None and not prefix:
         data = {}
     if not isinstance(data, dict):
-        raise TypeError(
+        raise InvalidTypeError(
             f"{source}: {section} must be a mapping of keys to values. "
             f"Received: {section}={data!r} of type {type(data).__name__}"
         )
@@ -624,7 +625,7 @@ def _from_dict(cls, data, source: str, prefix: str = ""):
     kwargs = {}
     for key, value in data.items():
         if key not in valid:
-            raise ValueError(
+            raise InvalidValueError(
                 f"{source}: unknown key '{prefix}{key}'. Valid keys at "
                 f"{section}: {valid}. Received: {prefix}{key}={value!r}"
             )
@@ -632,7 +633,7 @@ def _from_dict(cls, data, source: str, prefix: str = ""):
     try:
         return cls(**kwargs)
     except ValueError as error:
-        raise ValueError(f"{source}, at {section}: {error}") from None
+        raise InvalidValueError(f"{source}, at {section}: {error}") from None
 
 
 # === YAML ===
@@ -751,7 +752,7 @@ def _load_yaml(text: str, source: str, prefix: str = ""):
             lines = (
                 f"line {first}" if first == second else f"lines {first} and {second}"
             )
-            raise ValueError(
+            raise InvalidValueError(
                 f"{source}: key '{key}' is given twice; each key may appear "
                 f"once in its section. Received: '{key}' twice, on {lines}"
             )
@@ -786,7 +787,7 @@ def _resolve(path_or_name: str | os.PathLike):
         "/" in name or os.sep in name or name.endswith((".yaml", ".yml"))
     )
     what = f"No config file at {name!r}" if looks_like_a_path else f"No recipe {name!r}"
-    raise FileNotFoundError(
+    raise MissingFileError(
         f"{what}: load_config takes a YAML file or the name of a bundled recipe "
         f"({', '.join(bundled_recipes())})"
     )
@@ -815,7 +816,7 @@ def _read_override(text: str, hint, source: str, key: str):
         try:
             return _load_yaml(text, source, key + ".")
         except yaml.YAMLError as error:
-            raise ValueError(
+            raise InvalidValueError(
                 f"{source}: the value of a list or section override must be "
                 f"valid YAML ({getattr(error, 'problem', None) or error}). "
                 f"Received: {key}={text!r}"
@@ -834,7 +835,7 @@ def _read_override(text: str, hint, source: str, key: str):
     if inner is float and re.fullmatch(r"[-+]?\.?(inf|infinity|nan)", stripped, re.I):
         return float(stripped.replace(".", "", 1))  # for the rule's message
     form = f" ({_OVERRIDE_FORMS[inner]})" if inner in _OVERRIDE_FORMS else ""
-    raise TypeError(
+    raise InvalidTypeError(
         f"{source}: {key} must be {_type_name(hint)}{form}. Received: {key}={text!r}"
     )
 
@@ -855,7 +856,7 @@ def _apply_override(data: dict, override: str, source: str) -> dict:
     key, sep, text = override.partition("=")
     parts = key.strip().split(".")
     if not sep or not all(parts):
-        raise ValueError(
+        raise InvalidValueError(
             f"{source}: an override must be 'dotted.key=value', e.g. "
             f"'train.epochs=3'. Received: override={override!r}"
         )
@@ -865,7 +866,7 @@ def _apply_override(data: dict, override: str, source: str) -> dict:
         if not isinstance(node.get(part), dict):
             sections = [k for k, v in node.items() if isinstance(v, dict)]
             where = ".".join(parts[:depth]) or "the top level"
-            raise ValueError(
+            raise InvalidValueError(
                 f"{source}: an override's key must go through sections; "
                 f"'{'.'.join(parts[: depth + 1])}' is not one (sections at "
                 f"{where}: {sections}). Received: override={override!r}"
@@ -932,7 +933,7 @@ def load_config(
     try:
         data = _load_yaml(path.read_text(encoding="utf-8"), source)
     except yaml.YAMLError as error:
-        raise ValueError(f"{source} is not valid YAML: {error}") from None
+        raise InvalidValueError(f"{source} is not valid YAML: {error}") from None
     config = _from_dict(ExperimentConfig, data, source)
     for override in overrides:
         where = f"{source} (override {override!r})"

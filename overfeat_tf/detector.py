@@ -16,6 +16,7 @@ from typing import Sequence
 import tensorflow as tf
 
 from overfeat_tf.data.pipelines import MAX_ASPECT_RATIO
+from overfeat_tf.errors import InvalidValueError
 from overfeat_tf.inference import _IMAGES
 from overfeat_tf.localizer import Localizer
 from overfeat_tf.models import OverFeat
@@ -65,7 +66,7 @@ class Detector(Localizer):
     ):
         names = getattr(model, "class_names", None) or ()
         if not names or names[-1] != BACKGROUND or model.num_classes < 2:
-            raise ValueError(
+            raise InvalidValueError(
                 "Detector needs a model trained with a background class (its last "
                 f"class named {BACKGROUND!r}; `overfeat train --task detect`). "
                 f"Received: class_names={names!r}"

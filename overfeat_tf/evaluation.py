@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from overfeat_tf.detector import Detector
+from overfeat_tf.errors import InvalidValueError
 from overfeat_tf.inference import Classifier, check_sizes, paper_scales
 from overfeat_tf.localizer import Localizer
 from overfeat_tf.metrics import coco_metrics, localization_error, top_k_error, voc_ap
@@ -121,11 +122,11 @@ def evaluate_classification(
         dataset = dataset.take(limit)
     examples = [(example["image"], int(example["label"])) for example in dataset]
     if not examples:
-        raise ValueError("The evaluation data set has no images.")
+        raise InvalidValueError("The evaluation data set has no images.")
     labels = np.array([label for _, label in examples])
     bad = labels[(labels < 0) | (labels >= model.num_classes)]
     if bad.size:
-        raise ValueError(
+        raise InvalidValueError(
             f"Labels must be in [0, {model.num_classes}) for this model. "
             f"Received label {int(bad[0])}."
         )
@@ -217,7 +218,7 @@ def evaluate_localization(
         dataset = dataset.take(limit)
     examples = [(e["image"], e["labels"].numpy(), e["boxes"].numpy()) for e in dataset]
     if not examples:
-        raise ValueError("The evaluation data set has no images.")
+        raise InvalidValueError("The evaluation data set has no images.")
     truth = [(labels, boxes) for _, labels, boxes in examples]
     images = [image for image, _, _ in examples]
     results = []
@@ -354,12 +355,12 @@ def evaluate_detection(
         dataset = dataset.take(limit)
     examples = [(e["image"], e["boxes"].numpy(), e["labels"].numpy()) for e in dataset]
     if not examples:
-        raise ValueError("The evaluation data set has no images.")
+        raise InvalidValueError("The evaluation data set has no images.")
     classes = model.num_classes - 1
     for index, (_, _, labels) in enumerate(examples):
         bad = labels[labels >= classes]
         if bad.size:
-            raise ValueError(
+            raise InvalidValueError(
                 f"Labels must be in [0, {classes}) (the detector's object classes, "
                 f"{model.class_names[:-1]}). Received label {int(bad[0])} in "
                 f"image {index} of the data set."

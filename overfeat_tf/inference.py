@@ -30,6 +30,7 @@ from overfeat_tf.data.pipelines import (
     resize,
     smallest_side_shape,
 )
+from overfeat_tf.errors import InvalidTypeError, InvalidValueError
 from overfeat_tf.models import OverFeat, dense
 
 # Sermanet et al. (2014), Table 5: the shorter side of the six scales of
@@ -52,7 +53,7 @@ def paper_scales(geometry: Geometry, indices: Sequence[int] | None = None):
     indices = tuple(range(1, 7)) if indices is None else tuple(indices)
     bad = [i for i in indices if not 1 <= i <= len(TABLE5_SIZES)]
     if bad or not indices:
-        raise ValueError(
+        raise InvalidValueError(
             f"Scale numbers run from 1 to {len(TABLE5_SIZES)} (Table 5). "
             f"Received: {list(indices)}"
         )
@@ -70,7 +71,7 @@ def check_sizes(geometry: Geometry, sizes) -> tuple[int, ...]:
     the window."""
     sizes = tuple(int(s) for s in sizes)
     if not sizes or min(sizes) < geometry.min_input_size:
-        raise ValueError(
+        raise InvalidValueError(
             f"Scales must be at least the window ({geometry.min_input_size} px) "
             f"and there must be one. Received: {list(sizes)}"
         )
@@ -141,7 +142,7 @@ class Classifier(tf.Module):
     ):
         super().__init__(name="overfeat_classifier")
         if not isinstance(model, OverFeat):
-            raise TypeError(
+            raise InvalidTypeError(
                 "Classifier takes an OverFeat model. "
                 f"Received: model of type {type(model).__name__}"
             )
@@ -152,19 +153,19 @@ class Classifier(tf.Module):
         self.stride = check_stride(stride)
         self.flips = bool(flips)
         if not 1 <= top_k <= model.num_classes:
-            raise ValueError(
+            raise InvalidValueError(
                 f"top_k must be in [1, {model.num_classes}] (the number of "
                 f"classes). Received: top_k={top_k}"
             )
         self.top_k = top_k
         if smallest_side < geometry.window:
-            raise ValueError(
+            raise InvalidValueError(
                 f"smallest_side must be at least the window ({geometry.window}). "
                 f"Received: smallest_side={smallest_side}"
             )
         self.smallest_side = smallest_side
         if not max_aspect_ratio >= 1:
-            raise ValueError(
+            raise InvalidValueError(
                 "max_aspect_ratio must be a number >= 1 (longer side / shorter "
                 f"side). Received: max_aspect_ratio={max_aspect_ratio}"
             )
@@ -280,23 +281,23 @@ def _as_batch(images) -> tuple[tf.Tensor, bool]:
         except (TypeError, ValueError):
             images = None
         if images is None or images.dtype == object or images.dtype.kind in "SUO":
-            raise TypeError(
+            raise InvalidTypeError(
                 "Expected an image array [H, W, C] or a batch [B, H, W, C] of "
                 "uint8 or float pixels; decode image files first."
             )
     dtype = tf.as_dtype(images.dtype)
     if not (dtype.is_floating or dtype in (tf.uint8, tf.uint16, tf.int32)):
-        raise TypeError(
+        raise InvalidTypeError(
             f"Images must be uint8 or float pixels. Received: dtype={dtype.name}"
         )
     shape = tuple(images.shape)
     if len(shape) not in (3, 4) or shape[-1] not in (1, 2, 3, 4):
-        raise ValueError(
+        raise InvalidValueError(
             "Expected an image [H, W, C] or a batch [B, H, W, C] with C in "
             f"1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA). Received: shape={shape}"
         )
     if 0 in shape:
-        raise ValueError(f"Empty image or batch. Received: shape={shape}")
+        raise InvalidValueError(f"Empty image or batch. Received: shape={shape}")
     images = tf.cast(images, tf.float32)
     single = len(shape) == 3
     return (images[None] if single else images), single

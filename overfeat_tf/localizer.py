@@ -22,6 +22,7 @@ from overfeat_tf.data.pipelines import (
     resize,
     smallest_side_shape,
 )
+from overfeat_tf.errors import InvalidValueError
 from overfeat_tf.inference import _IMAGES, Classifier, _rgb
 from overfeat_tf.merge import greedy_merge, greedy_merge_fixed
 from overfeat_tf.models import OverFeat
@@ -96,19 +97,19 @@ class Localizer(Classifier):
             max_aspect_ratio=max_aspect_ratio,
         )
         if model.regressor is None:
-            raise ValueError(
+            raise InvalidValueError(
                 f"{model.name} has no box regressor: train one with "
                 "`overfeat train --task localize`, or add one with "
                 "`overfeat_tf.with_regressor`."
             )
         classes = self.object_classes
         if not 1 <= top_k_classes <= classes:
-            raise ValueError(
+            raise InvalidValueError(
                 f"top_k_classes must be in [1, {classes}] (the number of "
                 f"classes). Received: top_k_classes={top_k_classes}"
             )
         if max_predictions < 1:
-            raise ValueError(
+            raise InvalidValueError(
                 f"max_predictions must be >= 1. Received: {max_predictions}"
             )
         self.top_k_classes = top_k_classes
@@ -116,12 +117,12 @@ class Localizer(Classifier):
         self.max_predictions = max_predictions
         self.jit_compile = jit_compile
         if max_candidates is not None and max_candidates < 1:
-            raise ValueError(
+            raise InvalidValueError(
                 f"max_candidates must be >= 1 or None. Received: {max_candidates}"
             )
         self.max_candidates = max_candidates
         if merge_score not in MERGE_SCORES:
-            raise ValueError(
+            raise InvalidValueError(
                 f"merge_score must be one of {MERGE_SCORES}. "
                 f"Received: merge_score={merge_score!r}"
             )
@@ -198,7 +199,9 @@ class Localizer(Classifier):
         `merge.greedy_merge_fixed` of an image's rows is the merge of
         `localize_graph`. Traced by the caller (needs `max_candidates`)."""
         if self.max_candidates is None:
-            raise ValueError("candidates_graph needs a Localizer with max_candidates")
+            raise InvalidValueError(
+                "candidates_graph needs a Localizer with max_candidates"
+            )
         boxes, scores, classes, valid = self._candidates_of(
             images, self.min_window_score
         )

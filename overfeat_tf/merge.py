@@ -34,6 +34,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from overfeat_tf.boxes import area
+from overfeat_tf.errors import InvalidValueError
 
 # The initial row minima are computed this many rows at a time.
 _BLOCK = 64
@@ -242,7 +243,7 @@ def _check_shapes(boxes, scores, classes, threshold):
         (threshold, []),
     )
     if not all(t.shape.is_compatible_with(shape) for t, shape in expected):
-        raise ValueError(
+        raise InvalidValueError(
             "`boxes`, `scores`, `classes` and `threshold` must be [N, 4] "
             "(x1, y1, x2, y2), [N], [N] and a scalar. Received: "
             f"boxes.shape={boxes.shape}, scores.shape={scores.shape}, "
@@ -250,7 +251,7 @@ def _check_shapes(boxes, scores, classes, threshold):
         )
     lengths = {t.shape[0] for t in (boxes, scores, classes) if t.shape.rank}
     if len(lengths - {None}) > 1:
-        raise ValueError(
+        raise InvalidValueError(
             "`boxes`, `scores` and `classes` must have one length N. Received: "
             f"{boxes.shape}, {scores.shape}, {classes.shape}"
         )

@@ -10,6 +10,8 @@ from typing import Sequence
 
 import numpy as np
 
+from overfeat_tf.errors import InvalidValueError
+
 
 def top_k_error(probabilities: np.ndarray, labels: np.ndarray, k: int) -> float:
     """Top-k error in %: the label is not among the k highest scores.
@@ -59,7 +61,7 @@ def localization_error(
             with an inverted box (x2 < x1 or y2 < y1).
     """
     if len(predictions) != len(ground_truth) or not predictions:
-        raise ValueError(
+        raise InvalidValueError(
             "Expected one prediction per ground-truth image, at least one. "
             f"Received: {len(predictions)} predictions, {len(ground_truth)} images"
         )
@@ -219,7 +221,7 @@ def _classes_with_truth(ground_truth) -> list[int]:
     )
     classes = sorted(int(c) for c in np.unique(labels) if c >= 0)
     if not classes:
-        raise ValueError(
+        raise InvalidValueError(
             "The ground truth has no objects: average precision needs at least one."
         )
     return classes
@@ -227,7 +229,7 @@ def _classes_with_truth(ground_truth) -> list[int]:
 
 def _check_detection_lists(detections, ground_truth):
     if len(detections) != len(ground_truth) or not detections:
-        raise ValueError(
+        raise InvalidValueError(
             "Expected one detection list per ground-truth image, at least one. "
             f"Received: {len(detections)} detection lists, {len(ground_truth)} images"
         )
@@ -239,7 +241,7 @@ def _truth_boxes(truth, index: int) -> np.ndarray:
     """Image `index`'s ground-truth boxes [K, 4] float64, checked."""
     truth = np.asarray(truth, np.float64).reshape(-1, 4)
     if np.any((truth[:, 2] < truth[:, 0]) | (truth[:, 3] < truth[:, 1])):
-        raise ValueError(
+        raise InvalidValueError(
             f"Ground truth of image {index} has a box with x2 < x1 or y2 < y1 "
             f"(boxes are x1, y1, x2, y2). Received: {truth.tolist()}"
         )

@@ -26,6 +26,7 @@ from overfeat_tf.architectures import (
     check_stride,
     scaled,
 )
+from overfeat_tf.errors import InvalidTypeError, InvalidValueError, MissingFileError
 
 INITIALIZERS = ("he_normal", "paper")
 # A departure from the paper, by option: a normalization layer between each
@@ -180,12 +181,12 @@ class OverFeat(keras.Model):
         if class_names is not None:
             class_names = tuple(str(name) for name in class_names)
             if len(class_names) != num_classes:
-                raise ValueError(
+                raise InvalidValueError(
                     f"class_names must have num_classes={num_classes} names. "
                     f"Received: {len(class_names)} names"
                 )
         if regressor not in REGRESSORS:
-            raise ValueError(
+            raise InvalidValueError(
                 f"regressor must be one of {REGRESSORS}. "
                 f"Received: regressor={regressor!r}"
             )
@@ -278,7 +279,7 @@ class OverFeat(keras.Model):
         ambiguous; this is the one to build sub-models on.
         """
         if name not in self._activations:
-            raise ValueError(
+            raise InvalidValueError(
                 f"No layer named {name!r} in {self.name}. "
                 f"Known layers: {sorted(self._activations)}"
             )
@@ -316,29 +317,33 @@ class OverFeat(keras.Model):
 
 def _check_arguments(spec, num_classes, width, dropout, stride, normalization):
     if isinstance(num_classes, bool) or not isinstance(num_classes, int):
-        raise TypeError(
+        raise InvalidTypeError(
             f"num_classes must be an int. Received: num_classes={num_classes!r} "
             f"of type {type(num_classes).__name__}"
         )
     if num_classes < 1:
-        raise ValueError(
+        raise InvalidValueError(
             f"num_classes must be >= 1. Received: num_classes={num_classes}"
         )
     if not 0 < width < float("inf"):
-        raise ValueError(f"width must be > 0 and finite. Received: width={width}")
+        raise InvalidValueError(
+            f"width must be > 0 and finite. Received: width={width}"
+        )
     narrowest = min(
         [row.filters for row in spec.features]
         + [row.units for row in spec.classifier[:-1]]
     )
     if narrowest * width < 1:
-        raise ValueError(
+        raise InvalidValueError(
             f"width={width} leaves less than one map in the narrowest layer "
             f"({narrowest} at width 1): use width >= 1/{narrowest}"
         )
     if not 0 <= dropout < 1:
-        raise ValueError(f"dropout must be in [0, 1). Received: dropout={dropout}")
+        raise InvalidValueError(
+            f"dropout must be in [0, 1). Received: dropout={dropout}"
+        )
     if normalization not in NORMALIZATIONS:
-        raise ValueError(
+        raise InvalidValueError(
             f"normalization must be one of {NORMALIZATIONS}. "
             f"Received: normalization={normalization!r}"
         )
@@ -348,19 +353,19 @@ def _check_arguments(spec, num_classes, width, dropout, stride, normalization):
 def _check_images(images, min_size: int):
     """Static checks on the images of a call, where shapes are known."""
     if not hasattr(images, "shape") or not hasattr(images, "dtype"):
-        raise TypeError(
+        raise InvalidTypeError(
             "OverFeat expects an array or tensor of images. "
             f"Received: images of type {type(images).__name__}"
         )
     shape = tuple(images.shape)
     if len(shape) != 4 or shape[-1] not in (3, None):
-        raise ValueError(
+        raise InvalidValueError(
             "OverFeat expects RGB images of shape [batch, height, width, 3]. "
             f"Received: images.shape={shape}"
         )
     dtype = keras.backend.standardize_dtype(images.dtype)
     if not keras.backend.is_float_dtype(dtype):
-        raise ValueError(
+        raise InvalidValueError(
             "OverFeat expects float images (normalized pixels); convert "
             f"integer images first. Received: images.dtype={dtype}"
         )
@@ -368,7 +373,7 @@ def _check_images(images, min_size: int):
     if (height is not None and height < min_size) or (
         width is not None and width < min_size
     ):
-        raise ValueError(
+        raise InvalidValueError(
             f"Images must be at least {min_size}x{min_size} pixels (the "
             f"network's window). Received: images.shape={shape}"
         )
@@ -553,7 +558,7 @@ def dense(model: OverFeat, stride: Stride = "fine") -> OverFeat:
     TensorShape([1, 3, 3, 10])
     """
     if not isinstance(model, OverFeat):
-        raise TypeError(
+        raise InvalidTypeError(
             "dense() takes an OverFeat model (from overfeat_fast or "
             f"overfeat_accurate). Received: model of type {type(model).__name__}"
         )
@@ -570,7 +575,7 @@ def feature_extractor(model: OverFeat) -> keras.Model:
     a fine-stride twin, pooled at stride 1 (every offset).
     """
     if not isinstance(model, OverFeat):
-        raise TypeError(
+        raise InvalidTypeError(
             "feature_extractor() takes an OverFeat model. "
             f"Received: model of type {type(model).__name__}"
         )
@@ -591,7 +596,7 @@ def load_model(path: str) -> OverFeat:
     if os.path.isdir(path):
         path = os.path.join(path, "model.keras")
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"No trained model at {path}")
+        raise MissingFileError(f"No trained model at {path}")
     # Keras warns layer by layer before it fails on weights of another
     # shape: the warnings are shown only when the model loads.
     with warnings.catch_warnings(record=True) as caught:
@@ -599,13 +604,15 @@ def load_model(path: str) -> OverFeat:
         try:
             model = keras.saving.load_model(path, compile=False)
         except _UNREADABLE as error:
-            raise ValueError(f"Cannot load {path}: {_why_not_loaded(error)}") from None
+            raise InvalidValueError(
+                f"Cannot load {path}: {_why_not_loaded(error)}"
+            ) from None
     for warning in caught:
         warnings.showwarning(
             warning.message, warning.category, warning.filename, warning.lineno
         )
     if not isinstance(model, OverFeat):
-        raise ValueError(
+        raise InvalidValueError(
             f"{path} holds a {type(model).__name__}, not an OverFeat model."
         )
     return model
@@ -658,12 +665,12 @@ def with_regressor(
             features that this model does not compute).
     """
     if not isinstance(model, OverFeat):
-        raise TypeError(
+        raise InvalidTypeError(
             "with_regressor() takes an OverFeat model. "
             f"Received: model of type {type(model).__name__}"
         )
     if model.regressor is not None:
-        raise ValueError(
+        raise InvalidValueError(
             f"{model.name} has a {model.regressor!r} regressor already; "
             "pass the classifier alone."
         )
@@ -686,7 +693,7 @@ def with_background(model: OverFeat, *, dropout: float | None = None) -> OverFea
     the detector's dropout rate (default: the classifier's).
     """
     if not isinstance(model, OverFeat):
-        raise TypeError(
+        raise InvalidTypeError(
             "with_background() takes an OverFeat model. "
             f"Received: model of type {type(model).__name__}"
         )
@@ -724,7 +731,7 @@ def _copy_regressor(source: OverFeat, target: OverFeat, path: str) -> None:
     """Copies `source`'s regressor into `target` if it reads the same features."""
     if not isinstance(source, OverFeat) or source.regressor != target.regressor:
         kind = getattr(source, "regressor", None)
-        raise ValueError(
+        raise InvalidValueError(
             f"{path} holds no {target.regressor!r} box regressor (it has "
             f"regressor={kind!r}); train one with `overfeat train --task localize`."
         )
@@ -735,7 +742,7 @@ def _copy_regressor(source: OverFeat, target: OverFeat, path: str) -> None:
         theirs = _unwrap(source.get_layer(name)).get_weights()
         shapes = [w.shape for w in mine], [w.shape for w in theirs]
         if shapes[0] != shapes[1]:
-            raise ValueError(
+            raise InvalidValueError(
                 f"The regressor in {path} does not fit this backbone: layer "
                 f"{name} has weight shapes {shapes[1]} there and {shapes[0]} "
                 "here (another network, width or number of classes)."
@@ -743,7 +750,7 @@ def _copy_regressor(source: OverFeat, target: OverFeat, path: str) -> None:
         if name in features and not all(
             np.array_equal(a, b) for a, b in zip(mine, theirs)
         ):
-            raise ValueError(
+            raise InvalidValueError(
                 f"The regressor in {path} was trained on other feature-extractor "
                 f"weights (layer {name} differs): it would read features this "
                 "model does not compute. Train a regressor on this classifier."
@@ -783,7 +790,7 @@ def fold_normalization(model: OverFeat) -> OverFeat:
         A new `OverFeat` with its own weights (not shared with `model`).
     """
     if not isinstance(model, OverFeat):
-        raise TypeError(
+        raise InvalidTypeError(
             "fold_normalization() takes an OverFeat model. "
             f"Received: model of type {type(model).__name__}"
         )

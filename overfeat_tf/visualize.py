@@ -7,6 +7,8 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
+from overfeat_tf.errors import InvalidValueError
+
 PREDICTED = (255, 64, 64)
 TRUTH = (64, 220, 64)
 
@@ -31,7 +33,7 @@ def draw_boxes(
     """
     pixels = np.clip(np.asarray(image, np.float32), 0, 255).astype(np.uint8)
     if pixels.ndim != 3 or pixels.shape[-1] not in (1, 3):
-        raise ValueError(
+        raise InvalidValueError(
             f"Expected an image [H, W, 3] or [H, W, 1]. Received: shape={pixels.shape}"
         )
     canvas = Image.fromarray(np.repeat(pixels, 3 // pixels.shape[-1], -1))

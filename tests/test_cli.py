@@ -590,3 +590,21 @@ def test_start_up_notices_are_hidden(tmp_path):
     assert "window 231 px" in done.stdout
     for notice in ("cuInit", "oneDNN", "absl::InitializeLog", "cuda drivers"):
         assert notice not in done.stderr, done.stderr
+
+
+def test_a_bug_keeps_its_traceback(monkeypatch, capsys):
+    # Only the package's own errors (and OS errors about a named file) are
+    # one line and exit 2; a plain ValueError is a bug.
+    def broken(args):
+        raise ValueError("a bug")
+
+    monkeypatch.setitem(cli.COMMANDS, "describe", broken)
+    with pytest.raises(ValueError, match="a bug"):
+        cli.main(["describe"])
+
+    def missing(args):
+        open("/no/such/folder/file.txt")
+
+    monkeypatch.setitem(cli.COMMANDS, "describe", missing)
+    assert cli.main(["describe"]) == 2
+    assert "'/no/such/folder/file.txt'" in capsys.readouterr().err

@@ -33,6 +33,7 @@ import tensorflow_datasets as tfds
 
 from overfeat_tf import boxes
 from overfeat_tf.data import shapes
+from overfeat_tf.errors import InvalidValueError
 
 TASKS = ("classification", "localization", "detection")
 MAX_OBJECTS = 5
@@ -84,19 +85,19 @@ class ShapesConfig(tfds.core.BuilderConfig):
 
     def __post_init__(self):
         if self.task not in TASKS:
-            raise ValueError(
+            raise InvalidValueError(
                 f"task must be one of {TASKS}. Received: task={self.task!r}"
             )
         if self.num_train is None:
             self.num_train = NUM_TRAIN[self.task]
         if self.image_size < 64 or self.max_aspect < 1:
-            raise ValueError(
+            raise InvalidValueError(
                 "image_size must be >= 64 and max_aspect >= 1. Received: "
                 f"image_size={self.image_size}, max_aspect={self.max_aspect}"
             )
         for split in shapes.SPLITS:
             if getattr(self, f"num_{split}") < 0:
-                raise ValueError(
+                raise InvalidValueError(
                     f"num_{split} must be >= 0. "
                     f"Received: num_{split}={getattr(self, f'num_{split}')}"
                 )

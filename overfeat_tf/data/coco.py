@@ -36,6 +36,7 @@ from overfeat_tf.data.records import (
     Record,
     resolve_split,
 )
+from overfeat_tf.errors import InvalidTypeError, InvalidValueError
 
 
 def annotation_files(root):
@@ -58,7 +59,7 @@ def read_split(root, split, on_bad):
     files = annotation_files(root)
     split = resolve_split(split, files, root) or split
     if split not in files:
-        raise ValueError(
+        raise InvalidValueError(
             f"Expected a split with an annotation file instances_<split>.json in "
             f"{root}/annotations (or {root}), among {sorted(files)}. "
             f"Received: split={split!r}"
@@ -69,7 +70,7 @@ def read_split(root, split, on_bad):
     ]
     image_dir = next((d for d in image_dirs if os.path.isdir(d)), None)
     if image_dir is None:
-        raise ValueError(
+        raise InvalidValueError(
             f"Expected the images of split {split!r} in one of {image_dirs}; none "
             f"exists. Received: source={root!r}"
         )
@@ -78,10 +79,10 @@ def read_split(root, split, on_bad):
             data = json.load(f)
         images, annotations = data["images"], data.get("annotations", [])
         if not (isinstance(images, list) and isinstance(annotations, list)):
-            raise TypeError("'images' and 'annotations' must be lists")
+            raise InvalidTypeError("'images' and 'annotations' must be lists")
         categories = data["categories"]
     except (OSError, ValueError, KeyError, TypeError) as error:
-        raise ValueError(
+        raise InvalidValueError(
             "Expected a COCO instances file with 'images' and 'categories' (each "
             f"with 'id' and 'name'). Received: file={path!r} ({error!r})"
         ) from error
@@ -113,11 +114,11 @@ def read_split(root, split, on_bad):
             image_id, file_name = image["id"], str(image["file_name"])
             height, width = float(image["height"]), float(image["width"])
             if not (height > 0 and width > 0):
-                raise ValueError(f"image size {width} x {height}")
+                raise InvalidValueError(f"image size {width} x {height}")
             anns = by_image[image_id]
             coords = [[float(v) for v in ann["bbox"]] for ann in anns]
             if any(len(c) != 4 for c in coords):
-                raise ValueError("a bbox without 4 numbers")
+                raise InvalidValueError("a bbox without 4 numbers")
         except (KeyError, TypeError, ValueError) as error:
             bad.report(BAD_ANNOTATION, record, path, error=repr(error))
             continue
@@ -213,7 +214,7 @@ def _label_map(categories, path):
     """
 
     def fail(field, received):
-        raise ValueError(
+        raise InvalidValueError(
             "Expected 'categories' to be a list of {'id': int, 'name': str} with "
             "distinct ids (whatever on_bad says: the label map cannot skip an "
             f"entry). Received: file={path!r}, field={field!r}, {received}"

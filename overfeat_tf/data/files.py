@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from overfeat_tf.data.folders import decode
+from overfeat_tf.errors import InvalidValueError, MissingFileError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
@@ -37,9 +38,11 @@ def image_files(inputs: Iterable[str]) -> list[str]:
         elif os.path.isfile(path):
             files.append(path)
         else:
-            raise FileNotFoundError(f"No such image file or folder: {path}")
+            raise MissingFileError(f"No such image file or folder: {path}")
     if not files:
-        raise ValueError(f"No image files ({', '.join(IMAGE_EXTENSIONS)}) in {inputs}")
+        raise InvalidValueError(
+            f"No image files ({', '.join(IMAGE_EXTENSIONS)}) in {inputs}"
+        )
     return files
 
 
@@ -53,4 +56,4 @@ def read_image(path: str) -> np.ndarray:
         return decode(tf.io.read_file(path)).numpy()
     except (tf.errors.OpError, ValueError) as error:
         message = getattr(error, "message", str(error)).strip().splitlines()[0]
-        raise ValueError(f"Cannot decode image {path}: {message}") from None
+        raise InvalidValueError(f"Cannot decode image {path}: {message}") from None

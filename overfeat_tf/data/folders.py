@@ -35,6 +35,7 @@ from overfeat_tf.data.records import (
     LabeledData,
     resolve_split,
 )
+from overfeat_tf.errors import InvalidValueError
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ def read_image_folder(root, split, on_bad, shuffle_files, verify_images):
     splits = sorted(builder.info.splits.keys())
     split = resolve_split(split, splits, root) or split
     if split not in splits:
-        raise ValueError(
+        raise InvalidValueError(
             f"Expected a split folder of the ImageFolder tree {root} "
             f"(<split>/<class_name>/<image>) among {splits}. Received: split={split!r}"
         )

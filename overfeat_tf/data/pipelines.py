@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from overfeat_tf import boxes as box_ops
+from overfeat_tf.errors import InvalidValueError
 
 AUTOTUNE = tf.data.AUTOTUNE
 # ImageNet's per-channel RGB mean and standard deviation, in pixels.
@@ -59,7 +60,7 @@ def smallest_side_shape(height, width, size, max_aspect_ratio=MAX_ASPECT_RATIO):
     )
     if all(isinstance(v, (int, np.integer)) for v in (height, width, size)):
         if max(height, width) > max_aspect_ratio * min(height, width):
-            raise ValueError(f"{message}. Received: {height} x {width}")
+            raise InvalidValueError(f"{message}. Received: {height} x {width}")
         h, w, side = np.float32(height), np.float32(width), np.float32(size)
         scale = side / min(h, w)
         return max(int(np.round(h * scale)), size), max(int(np.round(w * scale)), size)
@@ -166,7 +167,7 @@ def classification_train(
     low, high = scale_range or (smallest_side, smallest_side)
     _check_sizes(window, low, crops_per_image, batch_size)
     if high < low:
-        raise ValueError(
+        raise InvalidValueError(
             f"scale_range must be (low, high) with low <= high. Received: {scale_range}"
         )
 
@@ -214,7 +215,7 @@ def classification_eval(
         Batches (images float32 [B, h, w, 3], labels int32 [B]), one pass.
     """
     if window is None and batch_size != 1:
-        raise ValueError(
+        raise InvalidValueError(
             "Whole images (window=None) differ in size: use batch_size=1. "
             f"Received: batch_size={batch_size}"
         )
@@ -276,7 +277,7 @@ def detection_train(
     """
     low, high = scale_range
     if not 0 < low <= high:
-        raise ValueError(
+        raise InvalidValueError(
             f"scale_range must satisfy 0 < low <= high. Received: {scale_range}"
         )
     base_side = image_size if base_side is None else base_side
@@ -393,12 +394,12 @@ def detection_eval(
 
 def _check_sizes(window, smallest_side, crops_per_image, batch_size):
     if window > smallest_side:
-        raise ValueError(
+        raise InvalidValueError(
             "The crop must fit in the resized image: window <= smallest_side. "
             f"Received: window={window}, smallest_side={smallest_side}"
         )
     if crops_per_image < 1 or batch_size < 1:
-        raise ValueError(
+        raise InvalidValueError(
             "crops_per_image and batch_size must be >= 1. Received: "
             f"crops_per_image={crops_per_image}, batch_size={batch_size}"
         )

@@ -36,6 +36,7 @@ from overfeat_tf.data.records import (
     UNKNOWN_CLASS,
     LabeledData,
 )
+from overfeat_tf.errors import InvalidTypeError, InvalidValueError
 
 __all__ = [
     "BAD_ANNOTATION",
@@ -209,7 +210,7 @@ def load_detection(
     root = _local_root(source)
     voc_root = None if root is None else voc.find_root(root)
     if class_names is not None and voc_root is None:
-        raise ValueError(
+        raise InvalidValueError(
             "Expected class_names only for local VOC folders (tfds data sets and "
             f"COCO folders carry their label map). Received: source={source!r}, "
             f"class_names={class_names!r}"
@@ -225,7 +226,7 @@ def load_detection(
         records, names, bad = coco.read_split(root, split, on_bad)
         convert = box_lib.from_coco_xywh
     else:
-        raise ValueError(
+        raise InvalidValueError(
             "Expected a Pascal VOC folder (JPEGImages/, Annotations/, "
             "ImageSets/Main/, or one VOC* folder holding them) or a COCO folder "
             f"(annotations/instances_<split>.json). Received: source={source!r}"
@@ -240,7 +241,9 @@ def load_detection(
 
 def _check_on_bad(on_bad):
     if on_bad not in ON_BAD:
-        raise ValueError(f"Expected on_bad in {ON_BAD}. Received: on_bad={on_bad!r}")
+        raise InvalidValueError(
+            f"Expected on_bad in {ON_BAD}. Received: on_bad={on_bad!r}"
+        )
 
 
 def _local_root(source):
@@ -248,7 +251,7 @@ def _local_root(source):
     if isinstance(source, ShapesConfig):
         return None
     if not isinstance(source, (str, os.PathLike)):
-        raise TypeError(
+        raise InvalidTypeError(
             "Expected source to be a directory path, a tfds name (str) or a "
             "ShapesConfig. "
             f"Received: source={source!r} of type {type(source).__name__}"
@@ -257,11 +260,11 @@ def _local_root(source):
     if os.path.isdir(path):
         return os.path.abspath(path)
     if os.path.exists(path):
-        raise ValueError(
+        raise InvalidValueError(
             f"Expected source to be a directory, not a file. Received: source={path!r}"
         )
     if not _TFDS_NAME.match(path):
-        raise ValueError(
+        raise InvalidValueError(
             "Expected source to be an existing directory or a tfds name; this "
             f"directory does not exist. Received: source={path!r}"
         )
@@ -272,13 +275,13 @@ def _check_class_names(class_names):
     if isinstance(class_names, str) or not all(
         isinstance(name, str) for name in class_names
     ):
-        raise TypeError(
+        raise InvalidTypeError(
             "Expected class_names to be a sequence of str. "
             f"Received: class_names={class_names!r}"
         )
     class_names = tuple(class_names)
     if not class_names or len(set(class_names)) != len(class_names):
-        raise ValueError(
+        raise InvalidValueError(
             "Expected class_names to be non-empty and without duplicates. "
             f"Received: class_names={class_names!r}"
         )

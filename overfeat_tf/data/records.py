@@ -20,6 +20,8 @@ import re
 
 import tensorflow as tf
 
+from overfeat_tf.errors import InvalidValueError
+
 logger = logging.getLogger(__name__)
 
 ON_BAD = ("error", "skip")
@@ -110,7 +112,7 @@ class BadRecords:
     def report(self, reason, record, file, **details):
         if self.on_bad == "error":
             received = "".join(f", {k}={v!r}" for k, v in details.items())
-            raise ValueError(
+            raise InvalidValueError(
                 f"{_EXPECTED[reason]} (in {self.where}); pass on_bad='skip' to "
                 f"skip bad records. Received: record={record!r}, "
                 f"file={file!r}{received}"

@@ -32,6 +32,8 @@ import functools
 
 import numpy as np
 
+from overfeat_tf.errors import InvalidValueError
+
 CLASS_NAMES = (
     "circle",
     "ring",
@@ -280,13 +282,15 @@ def render(
         A `Scene`.
     """
     if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}. Received: split={split!r}")
+        raise InvalidValueError(
+            f"split must be one of {SPLITS}. Received: split={split!r}"
+        )
     if min(height, width) < 64:
-        raise ValueError(
+        raise InvalidValueError(
             f"Scenes must be at least 64x64. Received: height={height}, width={width}"
         )
     if not 0 < object_size[0] <= object_size[1] < 1:
-        raise ValueError(
+        raise InvalidValueError(
             "object_size must be (low, high) with 0 < low <= high < 1. "
             f"Received: object_size={object_size}"
         )

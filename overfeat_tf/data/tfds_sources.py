@@ -28,6 +28,7 @@ import tensorflow_datasets as tfds
 from overfeat_tf import boxes as box_lib
 from overfeat_tf.data.builtin import OverfeatShapes, ShapesConfig
 from overfeat_tf.data.records import LabeledData
+from overfeat_tf.errors import InvalidValueError
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def read_classification(source, split, data_dir, shuffle_files):
         isinstance(_feature(features, "image"), tfds.features.Image)
         and isinstance(_feature(features, "label"), tfds.features.ClassLabel)
     ):
-        raise ValueError(
+        raise InvalidValueError(
             "Expected a tfds image classification data set with features "
             "'image' (Image) and 'label' (ClassLabel). "
             f"Received: source={name!r} with features {list(features.keys())}"
@@ -70,7 +71,7 @@ def read_detection(source, split, data_dir, shuffle_files):
         and _feature(objects, "bbox") is not None
         and isinstance(_feature(objects, "label"), tfds.features.ClassLabel)
     ):
-        raise ValueError(
+        raise InvalidValueError(
             "Expected a tfds detection data set with features 'image', "
             "'objects/bbox' and 'objects/label' (ClassLabel). "
             f"Received: source={name!r} with features {list(features.keys())}"
@@ -128,13 +129,13 @@ def _builder(source, data_dir):
     try:
         builder = tfds.builder(lookup, data_dir=data_dir, **kwargs)
     except tfds.core.DatasetNotFoundError:
-        raise ValueError(
+        raise InvalidValueError(
             "Expected source to be an existing directory or a tfds data set "
             "name (see `tfds.list_builders()`); it is neither. "
             f"Received: source={name!r}"
         ) from None
     except ValueError as error:  # an unknown config or version
-        raise ValueError(
+        raise InvalidValueError(
             "Expected source to be an existing directory or a tfds data set "
             f"name. Received: source={name!r} ({error})"
         ) from error
@@ -156,14 +157,14 @@ def _split(builder, name, split, shuffle_files):
                 "`--manual_dir`; default <data_dir>/downloads/manual): "
                 + " ".join(builder.MANUAL_DOWNLOAD_INSTRUCTIONS.split())
             )
-        raise ValueError(
+        raise InvalidValueError(
             f"Expected the tfds data set {name!r} to be prepared in "
             f"{builder.data_dir_root}; readers never download. Prepare it "
             f"with {hint}. Received: source={name!r}, "
             f"data_dir={builder.data_dir_root!r}"
         ) from error
     except (KeyError, ValueError) as error:
-        raise ValueError(
+        raise InvalidValueError(
             f"Expected a split of the tfds data set {name!r} among "
             f"{list(builder.info.splits.keys())}. Received: split={split!r} "
             f"({error})"

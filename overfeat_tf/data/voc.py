@@ -30,6 +30,7 @@ from overfeat_tf.data.records import (
     Record,
     resolve_split,
 )
+from overfeat_tf.errors import InvalidValueError
 
 
 def _is_voc(path):
@@ -44,7 +45,7 @@ def find_root(root):
         return root
     found = sorted(d for d in glob.glob(os.path.join(root, "VOC*")) if _is_voc(d))
     if len(found) > 1:
-        raise ValueError(
+        raise InvalidValueError(
             "Expected a VOCyyyy folder or a folder holding exactly one; pass one "
             f"of {found}. Received: source={root!r}"
         )
@@ -56,7 +57,9 @@ def _number(element, tag):
     try:
         return float(text)
     except (TypeError, ValueError):
-        raise ValueError(f"expected a number in <{tag}>, found {text!r}") from None
+        raise InvalidValueError(
+            f"expected a number in <{tag}>, found {text!r}"
+        ) from None
 
 
 def _parse_xml(path):
@@ -65,12 +68,12 @@ def _parse_xml(path):
     size = root.find("size")
     height, width = _number(size, "height"), _number(size, "width")
     if not (height > 0 and width > 0):
-        raise ValueError(f"expected a positive <size>, found {width} x {height}")
+        raise InvalidValueError(f"expected a positive <size>, found {width} x {height}")
     objects = []
     for obj in root.findall("object"):
         name = (obj.findtext("name") or "").strip()
         if not name:
-            raise ValueError("expected a <name> in every <object>")
+            raise InvalidValueError("expected a <name> in every <object>")
         bndbox = obj.find("bndbox")
         coords = [_number(bndbox, k) for k in ("xmin", "ymin", "xmax", "ymax")]
         objects.append((name, coords))
@@ -110,13 +113,13 @@ def read_split(root, split, class_names, on_bad):
     split = resolve_split(split, stems, root) or split
     split_file = os.path.join(main, f"{split}.txt")
     if not os.path.isfile(split_file):
-        raise ValueError(
+        raise InvalidValueError(
             f"Expected a split listed in {main} as <split>.txt, among "
             f"{splits}. Received: split={split!r}"
         )
     ids = _read_ids(split_file)
     if not ids:
-        raise ValueError(
+        raise InvalidValueError(
             "Expected a split file listing image ids, one a line. Received: "
             f"file={split_file!r}, which lists no id"
         )

@@ -11,12 +11,13 @@ import tensorflow as tf
 from PIL import Image, ImageDraw
 
 from overfeat_tf.data import pipelines
+from overfeat_tf.errors import OverfeatError
 from overfeat_tf.visualize import draw_boxes
 
 logger = logging.getLogger(__name__)
 
 
-class NaNLossError(FloatingPointError):
+class NaNLossError(OverfeatError, FloatingPointError):
     """The training loss stopped being a finite number."""
 
 

@@ -29,6 +29,7 @@ from typing import Literal
 import keras
 import tensorflow as tf
 
+from overfeat_tf.errors import InvalidValueError
 from overfeat_tf.training.localization import assign_boxes
 
 IGNORE = -1
@@ -54,7 +55,7 @@ def cell_labels(
         num_classes: C, the number of object classes.
     """
     if not 0 <= negative_overlap <= positive_overlap <= 1:
-        raise ValueError(
+        raise InvalidValueError(
             "Expected 0 <= negative_overlap <= positive_overlap <= 1. Received: "
             f"negative_overlap={negative_overlap}, positive_overlap={positive_overlap}"
         )
@@ -112,7 +113,9 @@ class DetectionLoss(keras.losses.Loss):
     ):
         super().__init__(name=name, **kwargs)
         if mining not in ("hard", "random"):
-            raise ValueError(f"mining must be 'hard' or 'random'. Received: {mining!r}")
+            raise InvalidValueError(
+                f"mining must be 'hard' or 'random'. Received: {mining!r}"
+            )
         self.negatives_per_image = negatives_per_image
         self.mining = mining
         self.seed = seed

@@ -34,6 +34,7 @@ import tensorflow as tf
 import overfeat_tf as of
 from overfeat_tf.config import ExperimentConfig, save_config
 from overfeat_tf.data import pipelines, readers
+from overfeat_tf.errors import InvalidValueError, MissingFileError
 from overfeat_tf.training import callbacks as callback_lib
 from overfeat_tf.training import detection, localization, recipe, resume
 from overfeat_tf.training.strategy import check_global_batch, make_strategy
@@ -130,7 +131,7 @@ def prepare(config: ExperimentConfig) -> Run:
         (train_data.num_examples or 0) // train_cfg.batch_size
     )
     if steps_per_epoch < 1:
-        raise ValueError(
+        raise InvalidValueError(
             f"The training split {config.data.source}:{config.data.train_split} "
             f"has {train_data.num_examples} examples, fewer than one batch of "
             f"{train_cfg.batch_size}; lower train.batch_size or set "
@@ -233,7 +234,7 @@ def _load_train_and_validation(config: ExperimentConfig):
     train_data = _load(config, data.train_split)
     validation_data = _load(config, data.validation_split)
     if tuple(validation_data.class_names) != tuple(train_data.class_names):
-        raise ValueError(
+        raise InvalidValueError(
             "Expected the validation split to have the class names of the "
             "training split (labels are indices into them). Received: "
             f"source={data.source!r}, {data.train_split!r} has "
@@ -303,7 +304,7 @@ def localization_parts(config: ExperimentConfig) -> _Task:
     """
     settings = config.localize
     if settings.backbone is None:
-        raise ValueError(
+        raise InvalidValueError(
             "Training the box regressor needs a trained classifier: set "
             "localize.backbone to its model.keras or run folder (e.g. "
             "localize.backbone=runs/shapes_fast)."
@@ -311,7 +312,7 @@ def localization_parts(config: ExperimentConfig) -> _Task:
     backbone = _load_backbone("localize.backbone", settings.backbone)
     train_data, validation_data = _load_train_and_validation(config)
     if tuple(backbone.class_names or ()) != tuple(train_data.class_names):
-        raise ValueError(
+        raise InvalidValueError(
             f"The backbone {settings.backbone} was trained on the classes "
             f"{backbone.class_names}, but {config.data.source} has "
             f"{train_data.class_names}: the merge scores boxes with the "
@@ -371,7 +372,7 @@ def detection_parts(config: ExperimentConfig) -> _Task:
     if settings.backbone is not None:
         backbone = _load_backbone("detect.backbone", settings.backbone)
         if tuple(backbone.class_names or ()) != names:
-            raise ValueError(
+            raise InvalidValueError(
                 f"The backbone {settings.backbone} was trained on the classes "
                 f"{backbone.class_names}, but {config.data.source} has {names}."
             )
@@ -431,7 +432,7 @@ def _load_backbone(key: str, path: str) -> of.OverFeat:
     try:
         return of.load_model(path)
     except FileNotFoundError as error:
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"{key}: {error}. Train that classifier first, or set {key} to a "
             "model.keras file or a run folder."
         ) from None
@@ -499,7 +500,7 @@ def _check_frozen_unchanged(model, frozen, checkpoint, config):
     """A resumed regressor must sit on the backbone it was trained on."""
     for variable, before in zip(model.non_trainable_variables, frozen):
         if not np.array_equal(variable.numpy(), before):
-            raise ValueError(
+            raise InvalidValueError(
                 f"The checkpoint {checkpoint} was trained on another backbone "
                 f"than localize.backbone={config.localize.backbone} (the frozen "
                 f"{variable.path} differs). Use a new output_dir, or delete "

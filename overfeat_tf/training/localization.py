@@ -19,6 +19,7 @@ import keras
 import tensorflow as tf
 
 from overfeat_tf import boxes as box_ops
+from overfeat_tf.errors import InvalidValueError
 
 TARGET_CHANNELS = 6
 
@@ -63,7 +64,7 @@ def regression_targets(boxes, labels, windows, window: int, min_overlap: float =
         min_overlap: the fraction of a box a window must hold (in (0, 1]).
     """
     if not 0 < min_overlap <= 1:
-        raise ValueError(
+        raise InvalidValueError(
             f"min_overlap must be in (0, 1]. Received: min_overlap={min_overlap}"
         )
     # A padding box at the end: every cell has a candidate, even for K = 0.

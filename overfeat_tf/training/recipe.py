@@ -10,6 +10,7 @@ from __future__ import annotations
 import keras
 
 from overfeat_tf.config import TrainConfig
+from overfeat_tf.errors import InvalidValueError
 
 
 class _L2InGradient:
@@ -24,7 +25,7 @@ class _L2InGradient:
     def __init__(self, l2: float = 0.0, **kwargs):
         super().__init__(**kwargs)
         if l2 < 0:
-            raise ValueError(f"l2 must be >= 0. Received: l2={l2}")
+            raise InvalidValueError(f"l2 must be >= 0. Received: l2={l2}")
         self.l2 = l2
 
     def update_step(self, gradient, variable, learning_rate):

@@ -22,6 +22,8 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
+from overfeat_tf.errors import InvalidValueError
+
 logger = logging.getLogger(__name__)
 
 # What a damaged file raises while it is read: TF's own errors, and the
@@ -30,7 +32,7 @@ logger = logging.getLogger(__name__)
 _DAMAGE = (tf.errors.OpError, IndexError, ValueError, RuntimeError, OSError)
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InvalidValueError):
     """No checkpoint of a run restores, though some exist."""
 
 

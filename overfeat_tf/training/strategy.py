@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from overfeat_tf.errors import InvalidValueError, UnsupportedError
+
 STRATEGIES = ("default", "one_device", "mirrored", "multi_worker", "tpu")
 
 
@@ -28,7 +30,7 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
-        raise NotImplementedError(
+        raise UnsupportedError(
             'strategy="multi_worker" is blocked upstream: Keras 3 model.fit and '
             "evaluate cannot run under tf.distribute.MultiWorkerMirroredStrategy "
             "(keras-team/keras#20585: the first batch is averaged with "
@@ -40,7 +42,7 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return tf.distribute.TPUStrategy(resolver)
-    raise ValueError(
+    raise InvalidValueError(
         f"strategy must be one of {STRATEGIES}. Received: strategy={name!r}"
     )
 
@@ -49,7 +51,7 @@ def check_global_batch(batch_size: int, strategy: tf.distribute.Strategy) -> int
     """The per-replica batch; the global batch must split evenly."""
     replicas = strategy.num_replicas_in_sync
     if batch_size % replicas:
-        raise ValueError(
+        raise InvalidValueError(
             f"train.batch_size is the global batch and must be divisible by the "
             f"{replicas} replicas of the strategy. Received: batch_size={batch_size}"
         )
