@@ -642,8 +642,10 @@ def _why_not_loaded(error: Exception) -> str:
         return "not a .keras archive (a damaged or truncated file?)"
     if isinstance(error, TypeError) and "could not be deserialized" in text:
         return "its config.json does not describe a model this package builds"
-    if isinstance(error, KeyError):
+    if isinstance(error, KeyError) and "no item named" in text:
         return f"not a whole .keras archive ({text.strip(chr(34))})"
+    if isinstance(error, KeyError):
+        return f"its config.json lacks the key {text}"
     lines = text.strip().splitlines() or [type(error).__name__]
     return lines[0][:300]
 

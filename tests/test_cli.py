@@ -289,6 +289,15 @@ def test_damaged_model_files_are_named_in_one_line(saved_model, tmp_path, capsys
             if item != "config.json":
                 headless.writestr(item, source.read(item))
     files["headless.keras"] = (None, "no item named 'config.json'")
+    with zipfile.ZipFile(run / "model.keras") as source, zipfile.ZipFile(
+        tmp_path / "cut_weights.keras", "w"
+    ) as cut:
+        for item in source.namelist():
+            content = source.read(item)
+            if item == "model.weights.h5":
+                content = content[: len(content) // 3]
+            cut.writestr(item, content)
+    files["cut_weights.keras"] = (None, "truncated file")
     for name, (_, message) in files.items():
         path = tmp_path / name
         assert cli.main(["describe", "--model", str(path)]) == 2
