@@ -299,6 +299,12 @@ def _as_batch(images) -> tuple[tf.Tensor, bool]:
     if 0 in shape:
         raise InvalidValueError(f"Empty image or batch. Received: shape={shape}")
     images = tf.cast(images, tf.float32)
+    # A NaN would come out as a confident class (README, "Limits and safety").
+    message = "Images must hold finite pixel values (0-255), not NaN or inf"
+    if not tf.executing_eagerly():
+        images = tf.debugging.assert_all_finite(images, message)
+    elif dtype.is_floating and not tf.reduce_all(tf.math.is_finite(images)):
+        raise InvalidValueError(message)
     single = len(shape) == 3
     return (images[None] if single else images), single
 
@@ -311,14 +317,7 @@ def _size(images):
 
 
 def _rgb(images):
-    """[B, H, W, C] with C in 1-4 -> [B, H, W, 3]: gray repeated, alpha dropped.
-
-    Pixels must be finite: a NaN would otherwise come out as a confident
-    class (the TFLite files do not check; see README, "Limits and safety").
-    """
-    images = tf.debugging.assert_all_finite(
-        images, "images must hold finite pixel values (0-255), not NaN or inf"
-    )
+    """[B, H, W, C] with C in 1-4 -> [B, H, W, 3]: gray repeated, alpha dropped."""
     if images.shape[-1] is not None:
         if images.shape[-1] < 3:
             return tf.tile(images[..., :1], [1, 1, 1, 3])
