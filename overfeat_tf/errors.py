@@ -11,6 +11,12 @@ status 2; any other exception is a bug and keeps its traceback (exit 1).
 class OverfeatError(Exception):
     """Base of the errors a user can fix."""
 
+    # Raised while a tf.function traces, an error keeps its type only if
+    # autograph can rebuild it from a message: its `__init__` must be
+    # `Exception.__init__` (ValueError's own is not), else it becomes a
+    # StagingError.
+    __init__ = Exception.__init__
+
 
 class InvalidValueError(OverfeatError, ValueError):
     """A value out of range or of the wrong form: a key, a flag, a file's content."""

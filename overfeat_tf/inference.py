@@ -299,12 +299,17 @@ def _as_batch(images) -> tuple[tf.Tensor, bool]:
     if 0 in shape:
         raise InvalidValueError(f"Empty image or batch. Received: shape={shape}")
     images = tf.cast(images, tf.float32)
-    # A NaN would come out as a confident class (README, "Limits and safety").
-    message = "Images must hold finite pixel values (0-255), not NaN or inf"
-    if not tf.executing_eagerly():
-        images = tf.debugging.assert_all_finite(images, message)
-    elif dtype.is_floating and not tf.reduce_all(tf.math.is_finite(images)):
-        raise InvalidValueError(message)
+    # A NaN would come out as a confident class (README, "Limits and
+    # safety"). Checked on eager calls; traced for an export, the graphs
+    # take what they are given (the SavedModel takes uint8 and bytes only).
+    if (
+        dtype.is_floating
+        and tf.executing_eagerly()
+        and not tf.reduce_all(tf.math.is_finite(images))
+    ):
+        raise InvalidValueError(
+            "Images must hold finite pixel values (0-255), not NaN or inf"
+        )
     single = len(shape) == 3
     return (images[None] if single else images), single
 

@@ -220,7 +220,12 @@ def test_a_predict_request_proto_gives_the_same_outputs(exported, images):
     got = signature(**inputs)
     want = model.signatures["detect_images"](images=tf.constant(images))
     for name in want:
-        np.testing.assert_array_equal(got[name].numpy(), want[name].numpy())
+        # One image at a time (bytes) against a batch of two: oneDNN may
+        # round the floats differently, in the last bit.
+        if want[name].dtype.is_floating:
+            np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-5)
+        else:
+            np.testing.assert_array_equal(got[name].numpy(), want[name].numpy())
     # The REST form of the same request: {"instances": [{"b64": ...}]}.
     body = json.dumps(
         {"instances": [{"b64": base64.b64encode(_png(i)).decode()} for i in images]}
