@@ -275,23 +275,27 @@ def test_damaged_model_files_are_named_in_one_line(saved_model, tmp_path, capsys
         (tmp_path / name).write_bytes(content)
     # The config of one model with the weights of a wider one: before, 276
     # lines of weight values.
-    with zipfile.ZipFile(run / "model.keras") as source, zipfile.ZipFile(
-        wider
-    ) as other, zipfile.ZipFile(tmp_path / "mixed.keras", "w") as mixed:
+    with (
+        zipfile.ZipFile(run / "model.keras") as source,
+        zipfile.ZipFile(wider) as other,
+        zipfile.ZipFile(tmp_path / "mixed.keras", "w") as mixed,
+    ):
         for item in source.namelist():
             donor = other if item == "model.weights.h5" else source
             mixed.writestr(item, donor.read(item))
     files["mixed.keras"] = (None, "conv1/kernel is (11, 11, 3, 12) in the config, ")
-    with zipfile.ZipFile(run / "model.keras") as source, zipfile.ZipFile(
-        tmp_path / "headless.keras", "w"
-    ) as headless:
+    with (
+        zipfile.ZipFile(run / "model.keras") as source,
+        zipfile.ZipFile(tmp_path / "headless.keras", "w") as headless,
+    ):
         for item in source.namelist():
             if item != "config.json":
                 headless.writestr(item, source.read(item))
     files["headless.keras"] = (None, "no item named 'config.json'")
-    with zipfile.ZipFile(run / "model.keras") as source, zipfile.ZipFile(
-        tmp_path / "cut_weights.keras", "w"
-    ) as cut:
+    with (
+        zipfile.ZipFile(run / "model.keras") as source,
+        zipfile.ZipFile(tmp_path / "cut_weights.keras", "w") as cut,
+    ):
         for item in source.namelist():
             content = source.read(item)
             if item == "model.weights.h5":

@@ -76,7 +76,10 @@ def restore_newest(make_checkpoint: Callable[[], tf.train.Checkpoint], directory
             aside = _set_aside(bad)
             logger.warning(
                 "Checkpoint %s is damaged (%s); moved to %s, resuming from %s.",
-                bad, why, aside, os.path.basename(prefix),
+                bad,
+                why,
+                aside,
+                os.path.basename(prefix),
             )
         if damaged or not _index_reads(directory):
             _write_index(directory, prefixes[len(damaged) :])
@@ -110,7 +113,9 @@ def trim_history(path: str, epochs_done: int) -> None:
     kept = [row for row in body if row and int(float(row[0])) < epochs_done]
     logger.warning(
         "%s: dropped the rows of epoch%s %s, which the run trains again.",
-        path, "s" if len(again) > 1 else "", ", ".join(again),
+        path,
+        "s" if len(again) > 1 else "",
+        ", ".join(again),
     )
     with open(path + ".tmp", "w", newline="") as file:
         csv.writer(file).writerows([header, *kept])
