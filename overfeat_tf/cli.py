@@ -65,9 +65,13 @@ def _writable_folder(path: str, flag: str) -> None:
         os.makedirs(path, exist_ok=True)
         tempfile.TemporaryFile(dir=path).close()
     except OSError as error:
-        raise InvalidValueError(
-            f"{flag} {path}: cannot write there ({error.strerror or error})"
-        ) from None
+        raise _cannot_write(flag, path, error) from None
+
+
+def _cannot_write(flag: str, path: str, error: OSError) -> InvalidValueError:
+    return InvalidValueError(
+        f"{flag} {path}: cannot write there ({error.strerror or error})"
+    )
 
 
 def _writable_file(path: str, flag: str) -> None:
@@ -82,9 +86,7 @@ def _writable_file(path: str, flag: str) -> None:
     try:
         open(path, "a").close()
     except OSError as error:
-        raise InvalidValueError(
-            f"{flag} {path}: cannot write there ({error.strerror or error})"
-        ) from None
+        raise _cannot_write(flag, path, error) from None
     if not existed:
         os.remove(path)
 

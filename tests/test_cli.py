@@ -275,33 +275,38 @@ def test_damaged_model_files_are_named_in_one_line(saved_model, tmp_path, capsys
         (tmp_path / name).write_bytes(content)
     # The config of one model with the weights of a wider one: before, 276
     # lines of weight values.
-    with (
-        zipfile.ZipFile(run / "model.keras") as source,
-        zipfile.ZipFile(wider) as other,
-        zipfile.ZipFile(tmp_path / "mixed.keras", "w") as mixed,
-    ):
-        for item in source.namelist():
-            donor = other if item == "model.weights.h5" else source
-            mixed.writestr(item, donor.read(item))
-    files["mixed.keras"] = (None, "conv1/kernel is (11, 11, 3, 12) in the config, ")
-    with (
-        zipfile.ZipFile(run / "model.keras") as source,
-        zipfile.ZipFile(tmp_path / "headless.keras", "w") as headless,
-    ):
-        for item in source.namelist():
-            if item != "config.json":
-                headless.writestr(item, source.read(item))
-    files["headless.keras"] = (None, "no item named 'config.json'")
-    with (
-        zipfile.ZipFile(run / "model.keras") as source,
-        zipfile.ZipFile(tmp_path / "cut_weights.keras", "w") as cut,
-    ):
-        for item in source.namelist():
-            content = source.read(item)
-            if item == "model.weights.h5":
-                content = content[: len(content) // 3]
-            cut.writestr(item, content)
-    files["cut_weights.keras"] = (None, "truncated file")
+    with zipfile.ZipFile(wider) as other:
+        wider_weights = other.read("model.weights.h5")
+    edits = {
+        "mixed.keras": (
+            lambda item, content: (
+                wider_weights if item == "model.weights.h5" else content
+            ),
+            "conv1/kernel is (11, 11, 3, 12) in the config, ",
+        ),
+        "headless.keras": (
+            lambda item, content: None if item == "config.json" else content,
+            "no item named 'config.json'",
+        ),
+        "cut_weights.keras": (
+            lambda item, content: (
+                content[: len(content) // 3] if item == "model.weights.h5" else content
+            ),
+            "truncated file",
+        ),
+    }
+    for name, (edit, message) in edits.items():
+        # The run's archive, each item replaced by edit(item, content)
+        # (None: left out).
+        with (
+            zipfile.ZipFile(run / "model.keras") as source,
+            zipfile.ZipFile(tmp_path / name, "w") as edited,
+        ):
+            for item in source.namelist():
+                content = edit(item, source.read(item))
+                if content is not None:
+                    edited.writestr(item, content)
+        files[name] = (None, message)
     for name, (_, message) in files.items():
         path = tmp_path / name
         assert cli.main(["describe", "--model", str(path)]) == 2
