@@ -273,7 +273,14 @@ class TrainConfig:
             the whole split.
         strategy: `tf.distribute` strategy: `"default"` (default; no
             distribution), `"one_device"`, `"mirrored"` (all local GPUs),
-            `"multi_worker"` or `"tpu"`.
+            `"multi_worker"` (machines listed in `TF_CONFIG`) or `"tpu"`.
+        loop: what runs the steps: `"fit"` (Keras's `model.fit`),
+            `"custom"` (the package's distributed loop, `training.loop`:
+            the same model, loss, metrics, optimizer, data and callbacks)
+            or `"auto"` (default: `"custom"` for `"multi_worker"`, whose
+            `model.fit` Keras 3 cannot run, else `"fit"`).
+        worker_timeout: seconds a worker waits for every other worker of
+            `TF_CONFIG` to answer at start (> 0). Default 300.
         mixed_precision: Keras dtype policy: `"float32"` (default),
             `"mixed_bfloat16"` or `"mixed_float16"`.
         checkpoint_every_steps: also checkpoint every this many steps; None
@@ -310,6 +317,8 @@ class TrainConfig:
     strategy: Literal["default", "one_device", "mirrored", "multi_worker", "tpu"] = (
         "default"
     )
+    loop: Literal["auto", "fit", "custom"] = "auto"
+    worker_timeout: float = 300.0
     mixed_precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = "float32"
     checkpoint_every_steps: int | None = None
     histogram_freq: int = 1
@@ -334,6 +343,13 @@ class TrainConfig:
         )
         _require(self, "lr_decay_factor", 0 < self.lr_decay_factor <= 1, "in (0, 1]")
         _require(self, "warmup_epochs", self.warmup_epochs >= 0, ">= 0")
+        _require(self, "worker_timeout", self.worker_timeout > 0, "> 0")
+        if self.loop == "fit" and self.strategy == "multi_worker":
+            raise InvalidValueError(
+                'TrainConfig.loop="fit" cannot run strategy="multi_worker": Keras '
+                "3's model.fit fails under MultiWorkerMirroredStrategy "
+                '(keras-team/keras#20585). Use loop="auto" or "custom".'
+            )
         smoothing = self.label_smoothing
         _require(self, "label_smoothing", 0 <= smoothing < 1, "in [0, 1)")
         for name in ("steps_per_epoch", "validation_steps", "checkpoint_every_steps"):
@@ -343,6 +359,13 @@ class TrainConfig:
             _require(self, name, getattr(self, name) >= 0, ">= 0")
         ema = self.ema_momentum
         _require(self, "ema_momentum", ema is None or 0 <= ema < 1, "None or in [0, 1)")
+
+    @property
+    def custom_loop(self) -> bool:
+        """Whether the steps run in `training.loop` rather than `model.fit`."""
+        if self.loop == "auto":
+            return self.strategy == "multi_worker"
+        return self.loop == "custom"
 
     @property
     def effective_learning_rate(self) -> float:

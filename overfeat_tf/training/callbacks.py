@@ -110,7 +110,9 @@ class ValidationImages(keras.callbacks.Callback):
         self.writer = tf.summary.create_file_writer(f"{log_dir}/validation_images")
 
     def on_epoch_end(self, epoch, logs=None):
-        logits = self.model.predict(self.images, verbose=0)["class_logits"]
+        # A plain call, not predict: under a multi-worker strategy, predict
+        # would wait for the other workers, which write no pictures.
+        logits = self.model(self.images, training=False)["class_logits"]
         probs = keras.ops.convert_to_numpy(
             keras.ops.softmax(keras.ops.max(logits, axis=(1, 2)))
         )

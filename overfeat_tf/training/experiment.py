@@ -10,6 +10,9 @@ callbacks, and the epoch to start from. The caller keeps `model.fit`:
     run = prepare(load_config("shapes_accurate"))
     run.model.fit(**run.fit_kwargs())
 
+or `run.fit()`, which also runs the distributed loop (`training.loop`)
+that `train.strategy="multi_worker"` needs.
+
 Resumption: the training state is checkpointed in `output_dir/checkpoints`
 every epoch (and every `checkpoint_every_steps`). `prepare` restores the
 newest checkpoint that restores (`resume`: a damaged one is set aside and
@@ -22,9 +25,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import logging
 import os
 import sys
+import tempfile
 from typing import Callable
 
 import keras
@@ -32,11 +37,12 @@ import numpy as np
 import tensorflow as tf
 
 import overfeat_tf as of
-from overfeat_tf.config import ExperimentConfig, save_config
+from overfeat_tf.config import ExperimentConfig, config_to_dict, save_config
 from overfeat_tf.data import pipelines, readers
 from overfeat_tf.errors import InvalidValueError, MissingFileError
 from overfeat_tf.training import callbacks as callback_lib
-from overfeat_tf.training import detection, localization, recipe, resume
+from overfeat_tf.training import cluster as cluster_lib
+from overfeat_tf.training import detection, localization, loop, recipe, resume
 from overfeat_tf.training.strategy import check_global_batch, make_strategy
 
 logger = logging.getLogger(__name__)
@@ -56,15 +62,23 @@ class Run:
         network: the `OverFeat` that training produces and `train` saves
             (for localization, the classifier with its regressor).
         strategy: the tf.distribute strategy.
-        train_dataset: batches from `initial_epoch` to the last epoch (a
-            `DistributedDataset` under several replicas).
-        validation_dataset: center-crop validation batches (one pass).
+        train_dataset: batches from the step the run resumes at to the
+            last epoch's end (a `DistributedDataset` under several
+            replicas, with `train.loop="custom"`).
+        validation_dataset: validation batches (one pass, for `model.fit`).
         callbacks: checkpoints, NaN guard, learning-rate logging, TensorBoard,
             `history.csv` of the epochs and validation images.
         steps_per_epoch: optimizer steps per epoch.
         initial_epoch: the first epoch to run (> 0 when resuming).
         class_names: the data's class names.
-        checkpoint_manager: the `tf.train.CheckpointManager` of the run.
+        checkpoint_manager: the `tf.train.CheckpointManager` of the run
+            (on a worker other than the chief, a `resume.ScratchManager`).
+        initial_step: steps of `initial_epoch` already taken.
+        is_chief: whether this process writes the run's files (always, but
+            on the workers other than the chief of a multi-worker run).
+        loop_validation: one distributed pass of validation batches, fresh
+            per call, for the custom loop (None under `model.fit`).
+        validation_steps: the steps of that pass.
     """
 
     config: ExperimentConfig
@@ -78,6 +92,10 @@ class Run:
     initial_epoch: int
     class_names: tuple
     checkpoint_manager: tf.train.CheckpointManager
+    initial_step: int = 0
+    is_chief: bool = True
+    loop_validation: Callable[[], object] | None = None
+    validation_steps: int | None = None
 
     def fit_kwargs(self) -> dict:
         """Keyword arguments for `model.fit`."""
@@ -92,6 +110,24 @@ class Run:
             "shuffle": False,  # the pipelines shuffle; Keras would warn
         }
 
+    def fit(self, verbose: int = 1) -> keras.callbacks.History:
+        """Trains with `model.fit`, or with the distributed loop when the
+        config's `train.loop` resolves to `"custom"`."""
+        if self.loop_validation is None:
+            return self.model.fit(**self.fit_kwargs(), verbose=verbose)
+        return loop.fit(
+            self.model,
+            self.train_dataset,
+            epochs=self.config.train.epochs,
+            steps_per_epoch=self.steps_per_epoch,
+            initial_epoch=self.initial_epoch,
+            initial_step=self.initial_step,
+            validation_data=self.loop_validation,
+            validation_steps=self.validation_steps,
+            callbacks=self.callbacks,
+            verbose=verbose if self.is_chief else 0,
+        )
+
 
 @dataclasses.dataclass
 class _Task:
@@ -104,8 +140,8 @@ class _Task:
     build: Callable[[int, tf.distribute.Strategy], tuple[keras.Model, of.OverFeat]]
     # (per-replica batch size, seed) -> endless batches
     train_batches: Callable[[int, int], tf.data.Dataset]
-    # strategy -> one pass of validation batches
-    validation_batches: Callable[[tf.distribute.Strategy], tf.data.Dataset]
+    # (batch size, drop_remainder) -> one pass of validation batches
+    validation_batches: Callable[[int, bool], tf.data.Dataset]
 
 
 def prepare(config: ExperimentConfig) -> Run:
@@ -123,7 +159,13 @@ def prepare(config: ExperimentConfig) -> Run:
     """
     keras.utils.set_random_seed(config.seed)
     train_cfg = config.train
-    strategy = make_strategy(train_cfg.strategy)
+    cluster = None
+    if train_cfg.strategy == "multi_worker":
+        cluster = cluster_lib.read_tf_config()
+    strategy = make_strategy(
+        train_cfg.strategy, _worker_settings(config), train_cfg.worker_timeout
+    )
+    chief = cluster is None or cluster.is_chief
     check_global_batch(train_cfg.batch_size, strategy)
     parts = task_parts(config)
     train_data = parts.train_data
@@ -148,46 +190,79 @@ def prepare(config: ExperimentConfig) -> Run:
 
     directory = os.path.join(config.output_dir, "checkpoints")
     frozen = [v.numpy() for v in model.non_trainable_variables]
-    restored = resume.restore_newest(make_checkpoint, directory)
+    # Every worker restores the chief's checkpoint (output_dir is shared);
+    # only the chief sets damaged ones aside.
+    restored = resume.restore_newest(make_checkpoint, directory, repair=chief)
     if restored:
         _check_frozen_unchanged(model, frozen, restored, config)
         logger.info("Resuming from %s", restored)
-    manager = tf.train.CheckpointManager(make_checkpoint(), directory, max_to_keep=3)
+    if chief:
+        manager = tf.train.CheckpointManager(
+            make_checkpoint(), directory, max_to_keep=3
+        )
+    else:
+        manager = resume.ScratchManager(make_checkpoint(), directory)
     initial_epoch = int(epoch.numpy())
     history = os.path.join(config.output_dir, "history.csv")
-    resume.trim_history(history, initial_epoch)
-    skip = int(model.optimizer.iterations.numpy()) - initial_epoch * steps_per_epoch
+    if chief:
+        resume.trim_history(history, initial_epoch)
+    step = int(model.optimizer.iterations.numpy())
+    skip = step - initial_epoch * steps_per_epoch
+    if cluster is not None:
+        _check_workers_agree(strategy, cluster, step, train_data)
 
     train_dataset = _training_batches(
         config, strategy, parts.train_batches, steps_per_epoch, initial_epoch, skip
     )
-    validation_dataset = parts.validation_batches(strategy)
+    validation_dataset = parts.validation_batches(
+        train_cfg.batch_size, strategy.num_replicas_in_sync > 1
+    )
+    loop_validation = validation_steps = None
+    if train_cfg.custom_loop:
+        validation_steps = _validation_steps(config, parts.validation_data)
+        loop_validation = functools.partial(
+            _distribute,
+            strategy,
+            train_cfg.batch_size,
+            lambda size: parts.validation_batches(size, True).take(
+                validation_steps * strategy.num_replicas_in_sync
+            ),
+        )
+        per_replica = train_cfg.batch_size // strategy.num_replicas_in_sync
+        loop.build(model, parts.train_batches(per_replica, config.seed).element_spec)
     run_callbacks = [callback_lib.StopOnNaN(manager), callback_lib.LearningRateLogger()]
     if train_cfg.ema_momentum is not None:
         # Validation runs on the averaged weights; checkpoints keep the raw
         # ones (the average is optimizer state), and fit ends on the average.
         run_callbacks.append(keras.callbacks.SwapEMAWeights())
-    os.makedirs(config.output_dir, exist_ok=True)
-    save_config(config, os.path.join(config.output_dir, "config.yaml"))
     log_dir = os.path.join(config.output_dir, "tensorboard")
-    run_callbacks += [
-        keras.callbacks.TensorBoard(log_dir, histogram_freq=train_cfg.histogram_freq),
-        # Epoch figures as a table too, appended to when the run resumes. The
-        # row is written before the checkpoint that ends its epoch: a kill
-        # between the two trains the epoch again (and trim_history drops the
-        # row), where the other order would lose the row.
-        keras.callbacks.CSVLogger(history, append=True),
-        callback_lib.Checkpoints(manager, epoch, train_cfg.checkpoint_every_steps),
-    ]
-    if train_cfg.image_summaries and config.task == "classify":
-        images, labels = _first_examples(validation_dataset, train_cfg.image_summaries)
+    if chief:  # the files of the run; the other workers only train
+        os.makedirs(config.output_dir, exist_ok=True)
+        save_config(config, os.path.join(config.output_dir, "config.yaml"))
+        run_callbacks += [
+            keras.callbacks.TensorBoard(
+                log_dir, histogram_freq=train_cfg.histogram_freq
+            ),
+            # Epoch figures as a table too, appended to when the run resumes.
+            # The row is written before the checkpoint that ends its epoch: a
+            # kill between the two trains the epoch again (and trim_history
+            # drops the row), where the other order would lose the row.
+            keras.callbacks.CSVLogger(history, append=True),
+        ]
+    # Every worker saves: saving reads the replicas' values collectively.
+    run_callbacks.append(
+        callback_lib.Checkpoints(manager, epoch, train_cfg.checkpoint_every_steps)
+    )
+    pictures = train_cfg.image_summaries if chief else 0
+    if pictures and config.task == "classify":
+        images, labels = _first_examples(validation_dataset, pictures)
         run_callbacks.append(
             callback_lib.ValidationImages(
                 images, labels, train_data.class_names, log_dir
             )
         )
-    if train_cfg.image_summaries and config.task == "detect":
-        examples = parts.validation_data.dataset.take(train_cfg.image_summaries)
+    if pictures and config.task == "detect":
+        examples = parts.validation_data.dataset.take(pictures)
         run_callbacks.append(
             callback_lib.DetectionImages(
                 list(examples.as_numpy_iterator()),
@@ -208,7 +283,54 @@ def prepare(config: ExperimentConfig) -> Run:
         initial_epoch=initial_epoch,
         class_names=train_data.class_names,
         checkpoint_manager=manager,
+        initial_step=skip,
+        is_chief=chief,
+        loop_validation=loop_validation,
+        validation_steps=validation_steps,
     )
+
+
+def _worker_settings(config: ExperimentConfig) -> dict:
+    """What every worker of a multi-worker run must share: the resolved
+    config, but for `data.data_dir` (each machine's own copy)."""
+    settings = config_to_dict(config)
+    settings["data"].pop("data_dir")
+    return settings
+
+
+def _check_workers_agree(strategy, cluster, step, train_data):
+    """Every worker resumed at the same step, on the same training data."""
+    names = hashlib.sha256("\n".join(train_data.class_names).encode()).digest()
+    facts = [step, train_data.num_examples or 0, int.from_bytes(names[:7], "big")]
+    local = tf.constant([facts], tf.int64)
+    gather = tf.function(lambda: strategy.gather(strategy.run(lambda: local), 0))
+    rows = gather().numpy()
+    what = ("resumed at step", "has training examples", "has class names (digest)")
+    for column, fact in enumerate(what):
+        others = set(rows[:, column].tolist()) - {facts[column]}
+        if others:
+            raise cluster_lib.WorkerError(
+                f"The workers disagree: this one ({cluster.name}) {fact} "
+                f"{facts[column]}, another {others.pop()}. "
+                "Every worker must read the same data and the chief's "
+                "output_dir (a folder they all see, e.g. on NFS)."
+            )
+
+
+def _validation_steps(config, validation_data) -> int:
+    """Whole global batches of one validation pass (every worker must take
+    as many); at most `train.validation_steps`."""
+    steps = (validation_data.num_examples or 0) // config.train.batch_size
+    if config.train.validation_steps:
+        steps = min(steps, config.train.validation_steps)
+    if steps < 1:
+        raise InvalidValueError(
+            f"The validation split {config.data.source}:"
+            f"{config.data.validation_split} has {validation_data.num_examples} "
+            f"examples, fewer than one batch of {config.train.batch_size}, "
+            'which train.loop="custom" needs; lower train.batch_size.'
+        )
+    return steps
 
 
 def _load(config: ExperimentConfig, split: str) -> readers.LabeledData:
@@ -281,13 +403,13 @@ def classification_parts(config: ExperimentConfig) -> _Task:
             seed=seed,
         )
 
-    def validation_batches(strategy):
+    def validation_batches(batch_size, drop_remainder):
         return pipelines.classification_eval(
             validation_data.dataset,
             window,
-            batch_size=train_cfg.batch_size,
+            batch_size=batch_size,
             smallest_side=config.data.smallest_side,
-            drop_remainder=strategy.num_replicas_in_sync > 1,
+            drop_remainder=drop_remainder,
         )
 
     return _Task(train_data, validation_data, build, train_batches, validation_batches)
@@ -469,9 +591,10 @@ def _box_task(
 
         return crops.map(with_targets, num_parallel_calls=tf.data.AUTOTUNE)
 
-    def validation_batches(strategy):
-        count = (validation_data.num_examples or 0) // train_cfg.batch_size
-        return batches(validation_data.dataset, train_cfg.batch_size, config.seed).take(
+    def validation_batches(batch_size, drop_remainder):
+        # Random crops with a fixed seed, whole batches only.
+        count = (validation_data.num_examples or 0) // batch_size
+        return batches(validation_data.dataset, batch_size, config.seed).take(
             max(count, 1)
         )
 
@@ -516,8 +639,13 @@ def train(config: ExperimentConfig) -> keras.callbacks.History:
     """
     run = prepare(config)
     verbose = 1 if sys.stdout.isatty() else 2
-    history = run.model.fit(**run.fit_kwargs(), verbose=verbose)
-    run.network.save(os.path.join(config.output_dir, "model.keras"))
+    history = run.fit(verbose=verbose)
+    path = os.path.join(config.output_dir, "model.keras")
+    if run.is_chief:
+        run.network.save(path)
+    else:  # saving reads the replicas' values collectively: every worker saves
+        with tempfile.TemporaryDirectory(prefix="overfeat-worker-") as scratch:
+            run.network.save(os.path.join(scratch, "model.keras"))
     return history
 
 
@@ -560,22 +688,32 @@ def _training_batches(
     """
     replicas = strategy.num_replicas_in_sync
 
-    def per_replica(context: tf.distribute.InputContext) -> tf.data.Dataset:
-        batch_size = context.get_per_replica_batch_size(config.train.batch_size)
-
+    def batches(batch_size):
         def epoch(e):
             seed = config.seed * 1_000_003 + e
             return epoch_batches(batch_size, seed).take(steps_per_epoch * replicas)
 
         # A finished run still gets a (never read) epoch: fit runs none.
         epochs = range(initial_epoch, config.train.epochs) or [initial_epoch]
-        batches = functools.reduce(
+        return functools.reduce(
             tf.data.Dataset.concatenate, (epoch(e) for e in epochs)
         ).skip(skip * replicas)
-        batches = batches.shard(context.num_input_pipelines, context.input_pipeline_id)
-        return batches.prefetch(tf.data.AUTOTUNE)
 
-    if replicas == 1:
+    return _distribute(strategy, config.train.batch_size, batches)
+
+
+def _distribute(strategy, global_batch: int, batches):
+    """`batches(per_replica_batch)`, the stream of one device cut in
+    per-replica batches, spread over the replicas: each worker keeps every
+    n-th batch, so that the replicas of a step together see the images of
+    one global batch."""
+
+    def per_replica(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        stream = batches(context.get_per_replica_batch_size(global_batch))
+        stream = stream.shard(context.num_input_pipelines, context.input_pipeline_id)
+        return stream.prefetch(tf.data.AUTOTUNE)
+
+    if strategy.num_replicas_in_sync == 1:
         return per_replica(tf.distribute.InputContext())
     return strategy.distribute_datasets_from_function(per_replica)
 

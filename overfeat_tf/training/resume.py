@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import shutil
+import tempfile
 from collections.abc import Callable
 
 import tensorflow as tf
@@ -48,7 +49,9 @@ def checkpoints_in(directory: str) -> list[str]:
     return [prefix for _, prefix in sorted(found, reverse=True)]
 
 
-def restore_newest(make_checkpoint: Callable[[], tf.train.Checkpoint], directory):
+def restore_newest(
+    make_checkpoint: Callable[[], tf.train.Checkpoint], directory, repair=True
+):
     """Restores the newest checkpoint of `directory` that reads whole.
 
     Args:
@@ -56,6 +59,8 @@ def restore_newest(make_checkpoint: Callable[[], tf.train.Checkpoint], directory
             objects (a fresh one per try, so a failed read leaves nothing
             pending).
         directory: the run's checkpoint folder.
+        repair: set damaged checkpoints aside and rewrite the index (False
+            on the workers that only read the chief's folder).
 
     Returns:
         The restored prefix, or None when the folder holds no checkpoint.
@@ -72,6 +77,8 @@ def restore_newest(make_checkpoint: Callable[[], tf.train.Checkpoint], directory
         except _DAMAGE as error:
             damaged.append((prefix, _first_line(error)))
             continue
+        if not repair:
+            return prefix
         for bad, why in damaged:
             aside = _set_aside(bad)
             logger.warning(
@@ -91,6 +98,33 @@ def restore_newest(make_checkpoint: Callable[[], tf.train.Checkpoint], directory
             + f". Move {directory} away to start the run over."
         )
     return None
+
+
+class ScratchManager:
+    """The checkpoint manager of a worker other than the chief.
+
+    Under `MultiWorkerMirroredStrategy` every worker must save (a save
+    reads the replicas' values collectively), but only the chief's files
+    are kept: each save goes to a fresh temporary folder, deleted after.
+
+    Args:
+        checkpoint: the run's `tf.train.Checkpoint`.
+        chief_directory: the chief's checkpoint folder (what
+            `latest_checkpoint` reports).
+    """
+
+    def __init__(self, checkpoint: tf.train.Checkpoint, chief_directory: str):
+        self.checkpoint = checkpoint
+        self.chief_directory = chief_directory
+
+    def save(self, checkpoint_number=None):
+        with tempfile.TemporaryDirectory(prefix="overfeat-worker-") as scratch:
+            manager = tf.train.CheckpointManager(self.checkpoint, scratch, 1)
+            manager.save(checkpoint_number=checkpoint_number)
+
+    @property
+    def latest_checkpoint(self):
+        return tf.train.latest_checkpoint(self.chief_directory)
 
 
 def trim_history(path: str, epochs_done: int) -> None:

@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from overfeat_tf.errors import InvalidValueError, UnsupportedError
+from overfeat_tf.errors import InvalidValueError
+from overfeat_tf.training import cluster as cluster_lib
 
 STRATEGIES = ("default", "one_device", "mirrored", "multi_worker", "tpu")
 
 
-def make_strategy(name: str) -> tf.distribute.Strategy:
+def make_strategy(
+    name: str, settings: dict | None = None, timeout: float = 300.0
+) -> tf.distribute.Strategy:
     """The strategy for a `TrainConfig.strategy` name.
 
     - "default": TensorFlow's default strategy (one device, no wrapping);
     - "one_device": the first GPU if there is one, else the CPU;
     - "mirrored": synchronous data parallelism over the local GPUs (or the
       logical CPU devices, as in the tests);
-    - "multi_worker": synchronous over machines (`TF_CONFIG`); blocked by
-      keras-team/keras#20585 (Keras 3's fit cannot run under
-      MultiWorkerMirroredStrategy), so it raises NotImplementedError;
+    - "multi_worker": synchronous over the machines of `TF_CONFIG` and
+      the GPUs of each (`MultiWorkerMirroredStrategy`), after every worker
+      has answered within `timeout` seconds with the same `settings` (the
+      resolved config; see `cluster.meet`). Keras 3's fit cannot run
+      under it (keras-team/keras#20585): `training.loop.fit` does;
     - "tpu": the TPU found by `TPUClusterResolver` (a Cloud TPU VM or the
       `TPU_NAME` environment variable).
     """
@@ -30,13 +35,8 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
-        raise UnsupportedError(
-            'strategy="multi_worker" is blocked upstream: Keras 3 model.fit and '
-            "evaluate cannot run under tf.distribute.MultiWorkerMirroredStrategy "
-            "(keras-team/keras#20585: the first batch is averaged with "
-            "strategy.reduce, then metrics are reduced over a scalar axis). Use "
-            '"mirrored" for the GPUs of one machine.'
-        )
+        cluster_lib.meet(cluster_lib.read_tf_config(), settings or {}, timeout)
+        return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "tpu":
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
         tf.config.experimental_connect_to_cluster(resolver)

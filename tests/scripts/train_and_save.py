@@ -33,9 +33,19 @@ def main():
     from overfeat_tf.training import prepare
 
     run = prepare(load_config(args.config, args.overrides))
-    before = run.model.evaluate(run.validation_dataset, verbose=0, return_dict=True)
-    history = run.model.fit(**run.fit_kwargs(), verbose=2)
-    after = run.model.evaluate(run.validation_dataset, verbose=0, return_dict=True)
+    # Keras's evaluate cannot run under MultiWorkerMirroredStrategy either.
+    fit_only = run.loop_validation is None
+
+    def loss():
+        if fit_only:
+            return run.model.evaluate(
+                run.validation_dataset, verbose=0, return_dict=True
+            )["loss"]
+        return None
+
+    before = loss()
+    history = run.fit(verbose=2)
+    after = loss()
     os.makedirs(args.out, exist_ok=True)
     run.model.save_weights(os.path.join(args.out, "final.weights.h5"))
     state = {
@@ -43,8 +53,9 @@ def main():
         "initial_epoch": run.initial_epoch,
         "epochs_run": len(history.history.get("loss", [])),
         "iterations": int(run.model.optimizer.iterations.numpy()),
-        "loss_before": before["loss"],
-        "loss_after": after["loss"],
+        "loss_before": before,
+        "loss_after": after,
+        "history": history.history,
     }
     with open(os.path.join(args.out, "state.json"), "w") as f:
         json.dump(state, f)
