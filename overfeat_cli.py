@@ -49,6 +49,8 @@ EXAMPLES = """examples:
   overfeat train --config shapes_accurate
   overfeat train --config configs/paper_fast.yaml --strategy mirrored train.epochs=2
   overfeat train --config shapes_fast --output-dir runs/try1 model.width=0.5
+  overfeat train --config shapes_fast --output-dir /nfs/runs/a \\
+      --worker-hosts 10.0.0.1:12345,10.0.0.2:12345 --task-index 0
   overfeat evaluate --config shapes_fast --split test --scales 1,2,4,6
   overfeat predict --task classify --model runs/shapes_fast/model.keras cat.jpg photos/
   overfeat predict --model runs/shapes_fast --scales 1 --no-flips photos/
@@ -278,6 +280,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--strategy",
         choices=("default", "one_device", "mirrored", "multi_worker", "tpu"),
         help="tf.distribute strategy (overrides train.strategy)",
+    )
+    train.add_argument(
+        "--worker-hosts",
+        metavar="HOST:PORT,...",
+        help="the machines of a multi-worker run, the chief first, the same "
+        "list on each (builds TF_CONFIG; implies --strategy multi_worker)",
+    )
+    train.add_argument(
+        "--task-index",
+        type=int,
+        metavar="I",
+        help="this machine's place in --worker-hosts (0: the chief, which "
+        "writes the run's files)",
     )
     train.add_argument(
         "--output-dir", "--output", help="run folder (overrides output_dir)"

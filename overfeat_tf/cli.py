@@ -408,6 +408,8 @@ def _train(args) -> str:
     from overfeat_tf.training import train
 
     overrides = list(args.overrides)
+    if args.worker_hosts is not None or args.task_index is not None:
+        overrides.append(f"train.strategy={_multi_worker(args)}")
     if args.strategy:
         overrides.append(f"train.strategy={args.strategy}")
     if args.output_dir:
@@ -426,6 +428,24 @@ def _train(args) -> str:
     last = {name: values[-1] for name, values in history.history.items()}
     figures = ", ".join(f"{name} {value:.4g}" for name, value in sorted(last.items()))
     return f"trained {config.output_dir}/model.keras: {figures}"
+
+
+def _multi_worker(args) -> str:
+    """Sets TF_CONFIG from --worker-hosts and --task-index."""
+    from overfeat_tf.training.cluster import tf_config_for
+
+    if args.worker_hosts is None or args.task_index is None:
+        raise InvalidValueError(
+            "--worker-hosts and --task-index go together: the same host list "
+            "on every machine, and each machine's own index."
+        )
+    if args.strategy not in (None, "multi_worker"):
+        raise InvalidValueError(
+            f"--worker-hosts trains with --strategy multi_worker. Received: "
+            f"--strategy {args.strategy}"
+        )
+    os.environ["TF_CONFIG"] = tf_config_for(args.worker_hosts, args.task_index)
+    return "multi_worker"
 
 
 def _quickstart(args) -> str:

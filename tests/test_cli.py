@@ -140,10 +140,24 @@ def test_train_resumes_from_the_newest_checkpoint_that_restores(
         (["--config", "no_such_recipe"], "shapes_accurate"),
         (["--config", "tiny", "train.batchsize=3"], "train.batchsize"),
         (["--config", "tiny", "train.learning_rate=-1"], "learning_rate must be > 0"),
-        (["--config", "tiny", "--strategy", "multi_worker"], "keras-team/keras#20585"),
+        (["--config", "tiny", "--strategy", "multi_worker"], "TF_CONFIG"),
+        (
+            ["--config", "tiny", "--strategy", "multi_worker", "train.loop=fit"],
+            "keras-team/keras#20585",
+        ),
+        (["--config", "tiny", "--worker-hosts", "127.0.0.1:1"], "--task-index"),
+        (
+            ["--config", "tiny", "--worker-hosts", "a:1,a:b", "--task-index", "0"],
+            "'a:b' is not host:port",
+        ),
+        (
+            ["--config", "tiny", "--worker-hosts", "a:1,b:1", "--task-index", "2"],
+            "--task-index must be in [0, 2)",
+        ),
     ],
 )
-def test_train_errors_are_one_line(args, message, capsys):
+def test_train_errors_are_one_line(args, message, capsys, monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
     assert cli.main(["train", *args]) == 2
     err = capsys.readouterr().err
     assert message in err and err.startswith("overfeat train: error:")

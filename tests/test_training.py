@@ -26,7 +26,7 @@ from overfeat_tf.training import (
     make_optimizer,
     prepare,
 )
-from overfeat_tf.training.strategy import check_global_batch, make_strategy
+from overfeat_tf.training.strategy import check_global_batch
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tests" / "scripts" / "train_and_save.py"
@@ -217,13 +217,6 @@ def test_training_learns_and_mirrored_equals_one_device(data_dir, tmp_path):
     assert_same_weights(
         tmp_path / "one", tmp_path / "two", rtol=2e-3, optimizer_rtol=2e-2
     )
-
-
-def test_multi_worker_is_refused_with_the_upstream_reason():
-    # Two local workers with TF_CONFIG fail inside Keras 3's fit
-    # (keras-team/keras#20585); the strategy says so up front.
-    with pytest.raises(NotImplementedError, match="keras-team/keras#20585"):
-        make_strategy("multi_worker")
 
 
 def test_killed_run_resumes_to_the_uninterrupted_result(data_dir, tmp_path):

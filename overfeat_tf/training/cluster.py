@@ -99,7 +99,7 @@ def read_tf_config(environ=os.environ) -> Cluster:
     try:
         spec = json.loads(text)
         cluster, task = spec["cluster"], spec["task"]
-        task_type, task_index = task["type"], int(task["index"])
+        task_type, task_index = task["type"], int(task.get("index", 0))
     except (ValueError, TypeError, KeyError) as error:
         raise InvalidValueError(
             'TF_CONFIG must be JSON like {"cluster": {"worker": ["host:port", '
@@ -122,8 +122,7 @@ def read_tf_config(environ=os.environ) -> Cluster:
         _check_address(address, "TF_CONFIG")
     if (task_type, task_index) not in {(job, i) for job, i, _ in tasks}:
         raise InvalidValueError(
-            f"TF_CONFIG: task {task_type} {task_index} is not in its cluster "
-            f"{cluster}."
+            f"TF_CONFIG: task {task_type} {task_index} is not in its cluster {cluster}."
         )
     index = [(job, i) for job, i, _ in tasks].index((task_type, task_index))
     return Cluster(tuple(tasks), index)
@@ -253,7 +252,7 @@ def _read_line(connection: socket.socket):
 
 
 def _differences(cluster, peer, mine, theirs) -> list[str]:
-    keys = sorted(key for key in mine.keys() | theirs.keys() if mine.get(key) != theirs.get(key))
+    keys = sorted(k for k in {*mine, *theirs} if mine.get(k) != theirs.get(k))
     if not keys:
         return []
     task_type, task_index, address = cluster.tasks[peer]

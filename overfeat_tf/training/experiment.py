@@ -110,6 +110,21 @@ class Run:
             "shuffle": False,  # the pipelines shuffle; Keras would warn
         }
 
+    def save(self) -> str:
+        """Saves the trained network as `output_dir/model.keras` (returned).
+
+        Under a multi-worker strategy every worker must call it (saving
+        reads the replicas' values collectively); the others save to a
+        scratch folder that is deleted.
+        """
+        path = os.path.join(self.config.output_dir, "model.keras")
+        if self.is_chief:
+            self.network.save(path)
+            return path
+        with tempfile.TemporaryDirectory(prefix="overfeat-worker-") as scratch:
+            self.network.save(os.path.join(scratch, "model.keras"))
+        return path
+
     def fit(self, verbose: int = 1) -> keras.callbacks.History:
         """Trains with `model.fit`, or with the distributed loop when the
         config's `train.loop` resolves to `"custom"`."""
@@ -566,7 +581,6 @@ def _box_task(
     """A task trained on square crops with boxes: `targets(boxes, labels)`
     gives one image's targets, a dict by output name; `base_side` is the
     side `settings.scale_range` multiplies (default the crop's)."""
-    train_cfg = config.train
 
     def batches(dataset, batch_size, seed):
         crops = pipelines.detection_train(
@@ -640,12 +654,7 @@ def train(config: ExperimentConfig) -> keras.callbacks.History:
     run = prepare(config)
     verbose = 1 if sys.stdout.isatty() else 2
     history = run.fit(verbose=verbose)
-    path = os.path.join(config.output_dir, "model.keras")
-    if run.is_chief:
-        run.network.save(path)
-    else:  # saving reads the replicas' values collectively: every worker saves
-        with tempfile.TemporaryDirectory(prefix="overfeat-worker-") as scratch:
-            run.network.save(os.path.join(scratch, "model.keras"))
+    run.save()
     return history
 
 

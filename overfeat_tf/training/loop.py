@@ -22,8 +22,20 @@ cannot be. This loop is fit's own sequence, over public Keras pieces:
 
 from __future__ import annotations
 
+import contextlib
+
 import keras
 import tensorflow as tf
+
+from overfeat_tf.training.cluster import WorkerError
+
+# What a collective step raises when another worker is gone.
+_LOST_PEER = (
+    tf.errors.UnavailableError,
+    tf.errors.DeadlineExceededError,
+    tf.errors.AbortedError,
+    tf.errors.CancelledError,
+)
 
 
 def fit(
@@ -59,6 +71,9 @@ def fit(
 
     Returns:
         The `History` of the epochs run.
+
+    Raises:
+        WorkerError: another worker of a multi-worker run is gone.
     """
     strategy = model.distribute_strategy
     history = keras.callbacks.History()
@@ -82,21 +97,18 @@ def fit(
         first = initial_step if epoch == initial_epoch else 0
         for step in range(first, steps_per_epoch):
             callback_list.on_train_batch_begin(step)
-            logs = _python(train_step(iterator))
+            with _peers_alive(epoch, step):
+                logs = _python(train_step(iterator))
             callback_list.on_train_batch_end(step, logs)
             if model.stop_training:
                 break
         epoch_logs = dict(logs)
         if validation_data is not None:
-            epoch_logs.update(
-                {
-                    f"val_{name}": value
-                    for name, value in _evaluate(
-                        model, test_step, validation_data(), validation_steps,
-                        callback_list,
-                    ).items()
-                }
-            )
+            with _peers_alive(epoch, "validation"):
+                validation_logs = _evaluate(
+                    model, test_step, validation_data(), validation_steps, callback_list
+                )
+            epoch_logs.update({f"val_{k}": v for k, v in validation_logs.items()})
         callback_list.on_epoch_end(epoch, epoch_logs)
         if model.stop_training:
             break
@@ -135,6 +147,20 @@ def _distributed(model, step, strategy):
         return model.get_metrics_result()
 
     return run
+
+
+@contextlib.contextmanager
+def _peers_alive(epoch, step):
+    """Turns a collective's failure into one line saying what to do."""
+    try:
+        yield
+    except _LOST_PEER as error:
+        first = (str(error).strip().splitlines() or [""])[0]
+        raise WorkerError(
+            f"Another worker stopped answering at epoch {epoch + 1}, step {step} "
+            f"({type(error).__name__}: {first}). Start every worker again with "
+            "the same command: the run resumes from its last checkpoint."
+        ) from None
 
 
 def _python(logs) -> dict:

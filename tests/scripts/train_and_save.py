@@ -46,6 +46,11 @@ def main():
     before = loss()
     history = run.fit(verbose=2)
     after = loss()
+    run.save()
+    # What the trained network predicts, to compare with its saved file.
+    probe = tf.reshape(tf.range(2 * 231 * 231 * 3, dtype=tf.float32), [2, 231, 231, 3])
+    probe = tf.sin(probe / 997.0)
+    logits = run.network(probe, training=False)["class_logits"]
     os.makedirs(args.out, exist_ok=True)
     run.model.save_weights(os.path.join(args.out, "final.weights.h5"))
     state = {
@@ -56,6 +61,8 @@ def main():
         "loss_before": before,
         "loss_after": after,
         "history": history.history,
+        "is_chief": run.is_chief,
+        "probe_logits": tf.reshape(logits, [-1]).numpy().tolist(),
     }
     with open(os.path.join(args.out, "state.json"), "w") as f:
         json.dump(state, f)
