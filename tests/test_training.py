@@ -340,3 +340,31 @@ def test_weight_average_is_what_validation_and_the_end_of_fit_use(data_dir, tmp_
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
         np.testing.assert_allclose(seen, expected, rtol=1e-5, atol=1e-7)
     assert any(not np.allclose(a, w) for a, w in zip(average, raw[-1]))
+
+
+def test_a_run_with_batch_normalization_resumes(data_dir, tmp_path):
+    # Its moving statistics are non-trainable and move in training: resuming
+    # must not take them for a frozen backbone that changed.
+    def config(epochs):
+        return load_config(
+            "tiny",
+            [
+                f"data.data_dir={data_dir}",
+                f"output_dir={tmp_path}",
+                *TINY,
+                "model.normalization=batch",
+                "train.steps_per_epoch=2",
+                "train.image_summaries=0",
+                f"train.epochs={epochs}",
+            ],
+        )
+
+    first = prepare(config(1))
+    first.fit(verbose=0)
+    statistics = first.model.get_layer("conv1_bn").moving_mean.numpy()
+    assert np.abs(statistics).max() > 0  # training moved them
+    resumed = prepare(config(2))
+    assert resumed.initial_epoch == 1
+    np.testing.assert_array_equal(
+        resumed.model.get_layer("conv1_bn").moving_mean.numpy(), statistics
+    )

@@ -118,11 +118,15 @@ class Run:
         scratch folder that is deleted.
         """
         path = os.path.join(self.config.output_dir, "model.keras")
-        if self.is_chief:
-            self.network.save(path)
-            return path
-        with tempfile.TemporaryDirectory(prefix="overfeat-worker-") as scratch:
-            self.network.save(os.path.join(scratch, "model.keras"))
+        synchronized = _synchronize_batch_statistics(self.network, False)
+        try:
+            if self.is_chief:
+                self.network.save(path)
+            else:
+                with tempfile.TemporaryDirectory(prefix="overfeat-worker-") as tmp:
+                    self.network.save(os.path.join(tmp, "model.keras"))
+        finally:
+            _synchronize_batch_statistics(self.network, synchronized)
         return path
 
     def fit(self, verbose: int = 1) -> keras.callbacks.History:
@@ -198,6 +202,7 @@ def prepare(config: ExperimentConfig) -> Run:
     with strategy.scope():
         model, network = parts.build(steps_per_epoch, strategy)
         model.optimizer.build(model.trainable_variables)
+        _synchronize_batch_statistics(network, strategy.num_replicas_in_sync > 1)
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
 
     def make_checkpoint():
@@ -208,7 +213,10 @@ def prepare(config: ExperimentConfig) -> Run:
     # Every worker restores the chief's checkpoint (output_dir is shared);
     # only the chief sets damaged ones aside.
     restored = resume.restore_newest(make_checkpoint, directory, repair=chief)
-    if restored:
+    if restored and config.task == "localize":
+        # Only the regressor trains: the rest must be the backbone's. (Other
+        # tasks have non-trainable variables that training moves: the
+        # moving statistics of batch normalization.)
         _check_frozen_unchanged(model, frozen, restored, config)
         logger.info("Resuming from %s", restored)
     if chief:
@@ -303,6 +311,22 @@ def prepare(config: ExperimentConfig) -> Run:
         loop_validation=loop_validation,
         validation_steps=validation_steps,
     )
+
+
+def _synchronize_batch_statistics(network: keras.Model, on: bool) -> bool:
+    """Batch normalization on the moments of the global batch (Keras's
+    `synchronized`: all-reduced over the replicas), so that replicas train
+    what one device would; off in saved models, which then load on any
+    backend. Returns whether it was on."""
+    layers = [
+        layer
+        for layer in network.layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
+    was = any(layer.synchronized for layer in layers)
+    for layer in layers:
+        layer.synchronized = on
+    return was
 
 
 def _worker_settings(config: ExperimentConfig) -> dict:
