@@ -111,7 +111,14 @@ def workers(out, data_dir, ports, *overrides, per_worker=None):
 
 
 def finish(processes, ok=True):
-    outputs = [p.communicate(timeout=TIMEOUT)[0] for p in processes]
+    """The processes' outputs; a process still running after TIMEOUT (a hung
+    collective) fails the test, and none is left behind."""
+    try:
+        outputs = [p.communicate(timeout=TIMEOUT)[0] for p in processes]
+    except subprocess.TimeoutExpired:
+        for p in processes:
+            p.kill()
+        pytest.fail(f"a worker was still running after {TIMEOUT} s")
     if ok:
         for p, output in zip(processes, outputs):
             assert p.returncode == 0, output[-3000:]
