@@ -261,17 +261,23 @@ def test_killed_run_resumes_to_the_uninterrupted_result(data_dir, tmp_path):
     assert "predictions" in tags
 
 
-def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(data_dir, tmp_path):
+# The callbacks behave the same under model.fit and the distributed loop.
+LOOPS = pytest.mark.parametrize("loop", ["fit", "custom"])
+
+
+@LOOPS
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(data_dir, tmp_path, loop):
     overrides = [
         f"data.data_dir={data_dir}",
         f"output_dir={tmp_path}",
         "train.learning_rate=1.0e+4",
         "train.checkpoint_every_steps=1",
         "train.image_summaries=0",
+        f"train.loop={loop}",
     ]
     run = prepare(load_config("tiny", overrides))
     with pytest.raises(NaNLossError, match="last good checkpoint is .*ckpt-"):
-        run.model.fit(**run.fit_kwargs(), verbose=0)
+        run.fit(verbose=0)
     latest = run.checkpoint_manager.latest_checkpoint
     reader = tf.train.load_checkpoint(latest)
     for name in reader.get_variable_to_shape_map():
@@ -300,7 +306,10 @@ def test_validation_split_on_another_label_map_is_refused(tmp_path):
         experiment._load_train_and_validation(config)
 
 
-def test_weight_average_is_what_validation_and_the_end_of_fit_use(data_dir, tmp_path):
+@LOOPS
+def test_weight_average_is_what_validation_and_the_end_of_fit_use(
+    data_dir, tmp_path, loop
+):
     # train.ema_momentum: after fit the model holds the average of the raw
     # weights after each step (a_1 = w_1, a_k = m a_(k-1) + (1 - m) w_k, by
     # hand from a callback), and validation scores the average too.
@@ -315,6 +324,7 @@ def test_weight_average_is_what_validation_and_the_end_of_fit_use(data_dir, tmp_
             "train.steps_per_epoch=3",
             "train.validation_steps=1",
             f"train.ema_momentum={momentum}",
+            f"train.loop={loop}",
         ],
     )
     run = prepare(config)
@@ -328,9 +338,8 @@ def test_weight_average_is_what_validation_and_the_end_of_fit_use(data_dir, tmp_
         def on_test_begin(self, logs=None):
             validated.append([np.array(w) for w in run.model.trainable_weights])
 
-    kwargs = run.fit_kwargs()
-    kwargs["callbacks"] = [*kwargs["callbacks"], Record()]
-    run.model.fit(**kwargs, verbose=0)
+    run.callbacks.append(Record())
+    run.fit(verbose=0)
     average = raw[0]
     for step in raw[1:]:
         average = [momentum * a + (1 - momentum) * w for a, w in zip(average, step)]
