@@ -6,6 +6,16 @@ from setuptools import find_packages, setup
 
 ROOT = Path(__file__).parent
 
+TEST = [
+    "pytest>=8",
+    "hypothesis>=6.100",
+    "jax>=0.4.36",
+    "pycocotools>=2.0.7",
+    "keras-cv==0.9.0",
+    "tensorflow-serving-api>=2.20,<2.22",
+    "ruff==0.17.6",
+]
+
 setup(
     name="overfeat-tf",
     version="0.1.0",
@@ -48,24 +58,10 @@ setup(
         # jax: the models are also checked on the JAX backend; pycocotools
         # and keras-cv: the COCO metrics are checked against both;
         # hypothesis: the fuzz tests; tensorflow-serving-api: requests to the
-        # SavedModel are built with its PredictRequest proto.
-        "test": [
-            "pytest>=8",
-            "hypothesis>=6.100",
-            "jax>=0.4.36",
-            "pycocotools>=2.0.7",
-            "keras-cv==0.9.0",
-            "tensorflow-serving-api>=2.20,<2.22",
-        ],
-        "dev": [
-            "pytest>=8",
-            "hypothesis>=6.100",
-            "jax>=0.4.36",
-            "pycocotools>=2.0.7",
-            "keras-cv==0.9.0",
-            "tensorflow-serving-api>=2.20,<2.22",
-            "ruff>=0.6",
-        ],
+        # SavedModel are built with its PredictRequest proto; ruff: CI lints
+        # (pinned: its formatting changes between versions).
+        "test": TEST,
+        "dev": TEST,  # the old name of the same set
     },
     entry_points={"console_scripts": ["overfeat = overfeat_cli:main"]},
     classifiers=[

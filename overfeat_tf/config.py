@@ -230,7 +230,7 @@ class TrainConfig:
     Adam with the same schedule and L2 term (`optimizer="adam"`), which the
     small recipes use: without normalization layers a narrow network from
     scratch leaves chance much sooner under Adam than under SGD (README,
-    "Learning on the built-in data").
+    "Classification: learning on the built-in data").
 
     Learning rate and replicas: `batch_size` is global, split over all
     replicas, and `learning_rate` is the rate for a batch of

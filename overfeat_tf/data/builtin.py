@@ -46,8 +46,8 @@ NUM_TRAIN = {"classification": 6000, "localization": 1500, "detection": 6000}
 # and localization images show one prominent object (1/3 to 3/4 of the
 # shorter side) on a textured background, as ImageNet's mostly do: clutter
 # halves how fast a network learns from scratch, and with objects down to
-# 1/8 it does not generalize within minutes (README, "Learning on the
-# built-in data"). Detection scenes have both.
+# 1/8 it does not generalize within minutes (README, "Classification:
+# learning on the built-in data"). Detection scenes have both.
 SCENES = {
     "classification": {
         "num_objects": 1,
