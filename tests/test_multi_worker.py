@@ -226,30 +226,20 @@ def test_a_worker_with_another_config_is_refused_before_training(data_dir, tmp_p
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
+def overfeat_train(output_dir, data_dir, ports, index, *overrides):
+    """`overfeat train --worker-hosts ... --task-index index`, started."""
+    hosts = ",".join(f"127.0.0.1:{port}" for port in ports)
+    command = [sys.executable, "-m", "overfeat_cli", "train", "--config", "tiny"]
+    command += ["--output-dir", str(output_dir), "--worker-hosts", hosts]
+    command += ["--task-index", str(index), f"data.data_dir={data_dir}", *overrides]
+    return start(command, {"TF_CONFIG": ""})
+
+
 def test_overfeat_train_with_worker_hosts_on_loopback(data_dir, tmp_path):
-    hosts = ",".join(f"127.0.0.1:{port}" for port in free_ports(2))
+    ports = free_ports(2)
+    overrides = ["train.epochs=1", "train.jit_compile=false", "train.image_summaries=2"]
     processes = [
-        start(
-            [
-                sys.executable,
-                "-m",
-                "overfeat_cli",
-                "train",
-                "--config",
-                "tiny",
-                "--output-dir",
-                str(tmp_path / "run"),
-                "--worker-hosts",
-                hosts,
-                "--task-index",
-                str(i),
-                f"data.data_dir={data_dir}",
-                "train.epochs=1",
-                "train.jit_compile=false",
-                "train.image_summaries=2",
-            ],
-            {"TF_CONFIG": ""},
-        )
+        overfeat_train(tmp_path / "run", data_dir, ports, i, *overrides)
         for i in range(2)
     ]
     outputs = finish(processes)
@@ -261,24 +251,7 @@ def test_overfeat_train_with_worker_hosts_on_loopback(data_dir, tmp_path):
 
 def test_a_worker_alone_names_the_missing_address(data_dir, tmp_path):
     ports = free_ports(2)
-    process = start(
-        [
-            sys.executable,
-            "-m",
-            "overfeat_cli",
-            "train",
-            "--config",
-            "tiny",
-            "--output-dir",
-            str(tmp_path),
-            "--worker-hosts",
-            ",".join(f"127.0.0.1:{p}" for p in ports),
-            "--task-index",
-            "0",
-            f"data.data_dir={data_dir}",
-            "train.worker_timeout=2",
-        ]
-    )
+    process = overfeat_train(tmp_path, data_dir, ports, 0, "train.worker_timeout=2")
     output = finish([process], ok=False)[0]
     assert process.returncode == 2
     error = [line for line in output.splitlines() if "error:" in line]

@@ -16,6 +16,7 @@ refused before the first step, naming the keys that differ.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -225,15 +226,14 @@ def _call(address: str, hello: bytes, deadline: float):
     deadline passes (None)."""
     host, _, port = address.rpartition(":")
     while time.monotonic() < deadline:
-        try:
+        answer = None
+        with contextlib.suppress(OSError):  # not listening yet: call again
             with socket.create_connection((host, int(port)), timeout=5) as connection:
                 connection.sendall(hello)
                 connection.shutdown(socket.SHUT_WR)
                 answer = _read_line(connection)
-            if answer:
-                return answer
-        except OSError:
-            pass
+        if answer:
+            return answer
         time.sleep(0.2)
     return None
 

@@ -132,7 +132,7 @@ class Run:
     def fit(self, verbose: int = 1) -> keras.callbacks.History:
         """Trains with `model.fit`, or with the distributed loop when the
         config's `train.loop` resolves to `"custom"`."""
-        if self.loop_validation is None:
+        if not self.config.train.custom_loop:
             return self.model.fit(**self.fit_kwargs(), verbose=verbose)
         return loop.fit(
             self.model,
@@ -218,6 +218,7 @@ def prepare(config: ExperimentConfig) -> Run:
         # tasks have non-trainable variables that training moves: the
         # moving statistics of batch normalization.)
         _check_frozen_unchanged(model, frozen, restored, config)
+    if restored:
         logger.info("Resuming from %s", restored)
     if chief:
         manager = tf.train.CheckpointManager(

@@ -34,7 +34,7 @@ def main():
 
     run = prepare(load_config(args.config, args.overrides))
     # Keras's evaluate cannot run under MultiWorkerMirroredStrategy either.
-    fit_only = run.loop_validation is None
+    fit_only = not run.config.train.custom_loop
 
     def loss():
         if fit_only:
