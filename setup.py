@@ -30,13 +30,12 @@ setup(
     # export/ and configs/ sit at the top of the repository but install as
     # overfeat_tf.export and overfeat_tf.configs, so site-packages gets no
     # module named `export` and `load_config("tiny")` finds the recipes.
-    packages=find_packages(include=["overfeat_tf", "overfeat_tf.*"])
+    # overfeat_cli, the command line (one module per command), sits outside
+    # the package so that `overfeat --help` runs without importing TensorFlow.
+    packages=find_packages(include=["overfeat_tf", "overfeat_tf.*", "overfeat_cli"])
     + ["overfeat_tf.export", "overfeat_tf.configs"],
     package_dir={"overfeat_tf.export": "export", "overfeat_tf.configs": "configs"},
     package_data={"overfeat_tf.configs": ["*.yaml"]},
-    # The command line's flags and help, outside the package so that
-    # `overfeat --help` runs without importing TensorFlow (overfeat_cli.py).
-    py_modules=["overfeat_cli"],
     install_requires=[
         "tensorflow>=2.20,<2.22",
         "keras>=3.10,<4",
