@@ -32,15 +32,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from overfeat_tf.export import tflite  # noqa: E402
-from overfeat_tf.export.saved_model import task_of  # noqa: E402
 
 import overfeat_tf as of  # noqa: E402
 from overfeat_tf.config import load_config  # noqa: E402
 from overfeat_tf.data import readers  # noqa: E402
 from overfeat_tf.data.pipelines import resize_smallest_side  # noqa: E402
 from overfeat_tf.data.shapes import render  # noqa: E402
-from overfeat_tf.evaluation import runner_for  # noqa: E402
 from overfeat_tf.inference import Classifier, paper_scales  # noqa: E402
+from overfeat_tf.serving import runner_for  # noqa: E402
 
 
 def median_ms(fn, repeats):
@@ -144,7 +143,7 @@ def _table(rows, float_row):
 def pipeline_agreement(run, config_name, limit, scales):
     config = load_config(config_name)
     model = of.load_model(run)
-    task = task_of(model)
+    task = model.task
     options = dict(scales=paper_scales(model.geometry, scales), flips=True)
     if task != "classify":
         options.update(jit_compile=False, max_candidates=1024)
@@ -236,7 +235,7 @@ def main():
         pipeline_speed(max(3, args.repeats // 3))
     if args.model:
         scales = [int(v) for v in args.pipeline_scales.split(",")]
-        if task_of(of.load_model(args.model)) == "classify":
+        if of.load_model(args.model).task == "classify":
             agreement(args.model, args.config, args.limit)
         pipeline_agreement(args.model, args.config, args.pipeline_limit, scales)
 

@@ -1,4 +1,4 @@
-"""Draws docs/design.png, README's picture of the data flow: one network, run
+"""Draws docs/design.png, docs/design.md's picture of the data flow: one network, run
 densely over scales, feeding the three tasks and the exports.
 
     python docs/design.py

@@ -39,28 +39,10 @@ from PIL import Image
 
 from overfeat_tf.data import decoding, shapes
 from overfeat_tf.data.decoding import MAX_PIXELS
-from overfeat_tf.detector import BACKGROUND, Detector
 from overfeat_tf.errors import ExistingFileError, InvalidValueError
 from overfeat_tf.inference import Classifier
-from overfeat_tf.localizer import Localizer
-
-
-def task_of(model) -> str:
-    """What a trained model is for: detect (a background class), localize
-    (a box regressor) or classify."""
-    names = model.class_names or ()
-    if names and names[-1] == BACKGROUND:
-        return "detect"
-    return "localize" if model.regressor else "classify"
-
-
-def tasks_of(runner: Classifier) -> tuple[str, ...]:
-    """The tasks a runner serves, its main one first."""
-    if isinstance(runner, Detector):
-        return ("detect",)
-    if isinstance(runner, Localizer):
-        return ("localize", "classify")
-    return ("classify",)
+from overfeat_tf.serving import task_graph
+from overfeat_tf.tables import markdown_table
 
 
 class ServingModule(tf.Module):
@@ -76,13 +58,13 @@ class ServingModule(tf.Module):
         self.max_pixels = int(max_pixels)
         self.graphs = {}
         for runner in self.runners:
-            for task in tasks_of(runner):
+            for task in runner.tasks:
                 if task in self.graphs:
                     raise InvalidValueError(
                         f"Two runners serve {task!r}; give one runner per task."
                     )
-                self.graphs[task] = _task_graph(runner, task)
-        self.main_task = tasks_of(self.runners[0])[0]
+                self.graphs[task] = task_graph(runner, task)
+        self.main_task = self.runners[0].tasks[0]
         self.functions = {}
         for task, graph in self.graphs.items():
             self.functions[task] = _from_bytes(graph, self.max_pixels)
@@ -95,54 +77,6 @@ class ServingModule(tf.Module):
         }
         signatures["serving_default"] = signatures[self.main_task]
         return signatures
-
-
-def _task_graph(runner, task, with_names: bool = True):
-    """float32 [B, H, W, 3] -> the task's serving outputs (`class_names`
-    only `with_names`)."""
-    model = runner.model
-    names = model.class_names or tuple(str(i) for i in range(model.num_classes))
-    label_map = tf.constant(list(names))
-
-    def named(outputs):
-        if with_names:
-            classes = outputs["classes"]
-            found = tf.gather(label_map, tf.maximum(classes, 0))
-            outputs["class_names"] = tf.where(classes >= 0, found, "")
-        return outputs
-
-    def classify(images):
-        out = _call(runner, "dense_graph", images)
-        return named(
-            {"classes": out["top_k_ids"], "scores": out["top_k_probabilities"]}
-        )
-
-    def boxes(images):
-        if task == "detect":
-            out = _call(runner, "detect_graph", images)
-            scores, count = out["confidence"], out["num_detections"]
-        else:
-            out = _call(runner, "localize_graph", images)
-            scores, count = out["scores"], out["num_predictions"]
-        return named(
-            {
-                "boxes": out["boxes"],
-                "classes": out["classes"],
-                "scores": scores,
-                "num_detections": count,
-            }
-        )
-
-    return classify if task == "classify" else boxes
-
-
-def _call(runner, graph: str, images):
-    """The runner's `graph` on `images`. For one fixed image shape its code
-    is traced inline, so that every shape in it is static (TFLite needs
-    that); the graph itself would trace for any shape."""
-    if images.shape.is_fully_defined():
-        return getattr(type(runner), graph).python_function(runner, images)
-    return getattr(runner, graph)(images)
 
 
 def _from_images(graph):
@@ -218,7 +152,7 @@ def export_saved_model(
             "version or remove it."
         )
     module = ServingModule(runners, max_pixels)
-    names = runners[0].model.class_names or ()
+    names = runners[0].model.class_names
     with tempfile.TemporaryDirectory() as tmp:
         labels = os.path.join(tmp, "labels.txt")
         with open(labels, "w", encoding="utf-8") as f:
@@ -251,8 +185,8 @@ def verify_saved_model(path: str, runners: Sequence[Classifier], images) -> list
     loaded = tf.saved_model.load(path)
     rows = []
     for runner in runners:
-        for task in tasks_of(runner):
-            graph = _task_graph(runner, task)
+        for task in runner.tasks:
+            graph = task_graph(runner, task)
             want = [graph(tf.constant(image[None], tf.float32)) for image in images]
             for name in (task, f"{task}_images"):
                 signature = loaded.signatures[name]
@@ -290,17 +224,16 @@ def _agreement(name, got, want) -> dict:
 
 def format_agreement(rows: list[dict]) -> str:
     """The verification as a markdown table."""
-    lines = [
-        "| signature | images | classes equal | max score diff | max box diff (px) |",
-        "|---|---|---|---|---|",
-    ]
-    for row in rows:
-        box = "" if row["max_box_diff"] is None else f"{row['max_box_diff']:.2g}"
-        lines.append(
-            f"| {row['signature']} | {row['images']} | {row['classes_equal']:.1%} "
-            f"| {row['max_score_diff']:.2g} | {box} |"
-        )
-    return "\n".join(lines)
+    header = ["signature", "images", "classes equal", "max score diff"]
+    return markdown_table(
+        [*header, "max box diff (px)"],
+        (
+            [row["signature"], str(row["images"]), f"{row['classes_equal']:.1%}"]
+            + [f"{row['max_score_diff']:.2g}"]
+            + ["" if row["max_box_diff"] is None else f"{row['max_box_diff']:.2g}"]
+            for row in rows
+        ),
+    )
 
 
 def _png(image) -> bytes:

@@ -43,14 +43,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 from overfeat_tf.export.postprocess import postprocess
-from overfeat_tf.export.saved_model import _task_graph, tasks_of
 
 from overfeat_tf.boxes import iou
 from overfeat_tf.data.pipelines import MEAN_RGB, STDDEV_RGB
+from overfeat_tf.derived import dense, fold_normalization
 from overfeat_tf.errors import InvalidValueError
 from overfeat_tf.inference import Classifier
 from overfeat_tf.localizer import Localizer
-from overfeat_tf.models import OverFeat, dense, fold_normalization
+from overfeat_tf.models import OverFeat
+from overfeat_tf.serving import task_graph
 
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
 
@@ -98,7 +99,7 @@ def convert(
 def pipeline_function(
     runner: Classifier, image_size: tuple[int, int], merge: bool = True
 ):
-    """The runner's main task (`tasks_of`) for one image size, as a
+    """The runner's main task (`runner.tasks`) for one image size, as a
     `tf.function` of pixels float32 [1, H, W, 3] (see the module docstring);
     without `merge`, its `candidates_graph` (the merge's input).
 
@@ -125,7 +126,7 @@ def pipeline_function(
             f"shrink images in the app. Received: image_size={height}x{width}"
         )
     if merge:
-        graph = _task_graph(runner, tasks_of(runner)[0], with_names=False)
+        graph = task_graph(runner, runner.tasks[0], with_names=False)
     elif isinstance(runner, Localizer):
         graph = runner.candidates_graph
     else:
@@ -311,11 +312,9 @@ def pipeline_settings(
     """What an app needs beside a pipeline file (written as JSON by the
     CLI): its task, input, labels and, for `postprocess`, the merge's
     settings."""
-    names = runner.model.class_names or [
-        str(i) for i in range(runner.model.num_classes)
-    ]
+    names = runner.model.class_names
     settings = {
-        "task": tasks_of(runner)[0],
+        "task": runner.tasks[0],
         "merged_in_file": bool(merge),
         "image_size": [int(v) for v in image_size],
         "scales": list(runner.scales),

@@ -29,8 +29,9 @@ def load_model(args, config, path=None):
     """The model at `path`, else of --model, else the run folder of --config,
     its normalization layers folded into its convolutions (every command
     here runs inference: same outputs, fewer ops, plain convs to export)."""
+    from overfeat_tf.derived import fold_normalization
     from overfeat_tf.errors import InvalidValueError, MissingFileError
-    from overfeat_tf.models import fold_normalization, load_model
+    from overfeat_tf.saving import load_model
 
     path = path or args.model or (config.output_dir if config else None)
     if path is None:

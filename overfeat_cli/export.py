@@ -118,7 +118,7 @@ def add_parser(commands):
 def run(args) -> str:
     from overfeat_tf.export import saved_model
 
-    from overfeat_tf.evaluation import runner_for
+    from overfeat_tf import serving
 
     config = common.read_config(args)
     common.writable_folder(args.output, "--output")
@@ -127,17 +127,17 @@ def run(args) -> str:
     runners = []
     for path in args.model or [None]:
         model = common.load_model(args, config, path)
-        task = saved_model.task_of(model)
+        task = model.task
         options = dict(
             scales=common.scales_of(args, model.geometry), flips=not args.no_flips
         )
         if task != "classify":
             options["jit_compile"] = not args.no_xla
-        runners.append(runner_for(model, task, config, **options))
+        runners.append(serving.runner_for(model, task, config, **options))
     path = saved_model.export_saved_model(
         runners, args.output, model_name=args.name, version=args.version
     )
-    tasks = [task for runner in runners for task in saved_model.tasks_of(runner)]
+    tasks = [task for runner in runners for task in runner.tasks]
     lines = [
         f"wrote {path}: signatures {', '.join(tasks)} (+ _images), serving_default"
     ]
@@ -204,9 +204,9 @@ def _export_tflite_pipeline(args, config, model, representative) -> str:
 
     from overfeat_tf.export import saved_model, tflite
 
-    from overfeat_tf.evaluation import runner_for
+    from overfeat_tf import serving
 
-    task = saved_model.task_of(model)
+    task = model.task
     options = dict(
         scales=common.scales_of(args, model.geometry),
         flips=not args.no_flips,
@@ -214,7 +214,7 @@ def _export_tflite_pipeline(args, config, model, representative) -> str:
     )
     if task != "classify":
         options.update(jit_compile=False, max_candidates=args.max_candidates)
-    runner = runner_for(model, task, config, **options)
+    runner = serving.runner_for(model, task, config, **options)
     size = args.image_size or (min(runner.scales),) * 2
     merge = not args.no_merge
     content = tflite.convert_pipeline(

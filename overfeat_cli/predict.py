@@ -85,7 +85,7 @@ def run(args) -> str:
     import json
 
     from overfeat_tf.errors import InvalidValueError
-    from overfeat_tf.evaluation import runner_for
+    from overfeat_tf.serving import runner_for
 
     # A positional argument is an override when it reads KEY=VALUE and is
     # not a file: "a=b.jpg" stays an image.
@@ -119,7 +119,7 @@ def run(args) -> str:
         )
         args.top_k = model.num_classes
     runner = runner_for(model, task, config, top_k=args.top_k, **options)
-    names = model.class_names or [str(i) for i in range(model.num_classes)]
+    names = model.class_names
     print(_protocol(model, runner, args.batch_size), flush=True)
     if task in ("localize", "detect"):
         return _predict_boxes(args, runner, files, names, task)
@@ -289,17 +289,13 @@ def _predict_boxes(args, runner, files, names, task) -> str:
 
     from overfeat_tf.visualize import draw_boxes, save_png
 
-    if task == "detect":
-        count_key, score_key = "num_detections", "confidence"
-    else:
-        count_key, score_key = "num_predictions", "scores"
     if args.draw:
         os.makedirs(args.draw, exist_ok=True)
     found = {}
     for path, image, out in _predicted(runner, files, args.batch_size):
-        count = int(out[count_key])
+        count = int(out["num_detections"])
         classes = out["classes"][:count].tolist()
-        scores = out[score_key][:count].tolist()
+        scores = out["scores"][:count].tolist()
         boxes = out["boxes"][:count].astype(float).round(1).tolist()
         found[path] = classes, scores, boxes
         if args.draw:

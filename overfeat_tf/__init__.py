@@ -12,17 +12,15 @@ from overfeat_tf.architectures import (
     OverFeatSpec,
     multiply_adds,
 )
-from overfeat_tf.models import (
-    OverFeat,
+from overfeat_tf.derived import (
     dense,
     feature_extractor,
     fold_normalization,
-    load_model,
-    overfeat_accurate,
-    overfeat_fast,
     with_background,
     with_regressor,
 )
+from overfeat_tf.models import OverFeat, overfeat_accurate, overfeat_fast
+from overfeat_tf.saving import load_model
 
 __version__ = "0.1.0"
 

@@ -203,10 +203,10 @@ class _Op:
 def _ops(spec: OverFeatSpec, stride: Stride) -> list[_Op]:
     """The network as sliding ops; fine stride re-parameterises two of them.
 
-    Offset max pooling (README, "Fine stride in one pass") equals the last pooling with
-    stride 1 followed by the first fully connected layer dilated by the
-    pooling size, so the fine network differs from the coarse one in
-    exactly those two ops.
+    Offset max pooling (docs/design.md, "Fine stride in one pass") equals
+    the last pooling with stride 1 followed by the first fully connected
+    layer dilated by the pooling size, so the fine network differs from the
+    coarse one in exactly those two ops.
     """
     ops = []
     for row, name in zip(spec.features, spec.conv_names):

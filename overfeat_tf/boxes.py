@@ -140,3 +140,14 @@ def coverage(windows, boxes):
     for which windows learn a box is on this fraction, not on IoU.
     """
     return tf.math.divide_no_nan(intersection(windows, boxes), area(boxes))
+
+
+def keras_cv_detections(detections: dict) -> dict:
+    """The package's box schema (`boxes`, `classes`, `scores`,
+    `num_detections`, as `Localizer`, `Detector` and the SavedModel give it)
+    as KerasCV's prediction dict, which calls the scores `confidence` (for
+    `keras_cv.metrics.BoxCOCO` or `plot_bounding_box_gallery`)."""
+    keys = {"boxes": "boxes", "classes": "classes", "confidence": "scores"}
+    adapted = {name: detections[key] for name, key in keys.items()}
+    adapted["num_detections"] = detections["num_detections"]
+    return adapted

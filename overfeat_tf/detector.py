@@ -19,21 +19,19 @@ from overfeat_tf.data.pipelines import MAX_ASPECT_RATIO
 from overfeat_tf.errors import InvalidValueError
 from overfeat_tf.inference import _IMAGES
 from overfeat_tf.localizer import Localizer
-from overfeat_tf.models import OverFeat
-
-BACKGROUND = "background"
+from overfeat_tf.models import BACKGROUND, OverFeat
 
 
 class Detector(Localizer):
     """A detector: images -> every object found, as boxes, classes, confidences.
 
-    `detector(images)` takes what `Classifier` takes and returns a dict in
-    the Keras / KerasCV convention, padded to `max_detections`: `boxes`
-    float32 [B, M, 4] (x1, y1, x2, y2 in the input image's pixels),
-    `classes` int32 [B, M] (-1 for padding), `confidence` float32 [B, M]
-    (the summed class probabilities of the windows merged into each box; 0
-    for padding) and `num_detections` int32 [B]; plus `class_names` when the
-    model has names.
+    `detector(images)` takes what `Classifier` takes and returns the box
+    schema of `Localizer` and the SavedModel, padded to `max_detections`:
+    `boxes` float32 [B, M, 4] (x1, y1, x2, y2 in the input image's pixels),
+    `classes` int32 [B, M] (-1 for padding), `scores` float32 [B, M] (the
+    summed class probabilities of the windows merged into each box; 0 for
+    padding), `num_detections` int32 [B] and `class_names` string [B, M].
+    `boxes.keras_cv_detections` turns it into KerasCV's dict.
 
     Args:
         model: an `OverFeat` whose last class is `"background"` and which
@@ -46,6 +44,8 @@ class Detector(Localizer):
         score_threshold: merged boxes scoring less are dropped (default 0.5).
         max_detections: M (default 100).
     """
+
+    tasks = ("detect",)
 
     def __init__(
         self,
@@ -64,12 +64,11 @@ class Detector(Localizer):
         merge_score: str = "sum",
         max_aspect_ratio: float = MAX_ASPECT_RATIO,
     ):
-        names = getattr(model, "class_names", None) or ()
-        if not names or names[-1] != BACKGROUND or model.num_classes < 2:
+        if getattr(model, "task", None) != "detect":
             raise InvalidValueError(
                 "Detector needs a model trained with a background class (its last "
                 f"class named {BACKGROUND!r}; `overfeat train --task detect`). "
-                f"Received: class_names={names!r}"
+                f"Received: class_names={getattr(model, 'class_names', None)!r}"
             )
         super().__init__(
             model,
@@ -99,16 +98,7 @@ class Detector(Localizer):
 
     @tf.function(input_signature=[_IMAGES])
     def detect_graph(self, images):
-        """float32 pixels [B, H, W, C] -> detections (Keras box convention)."""
-        merged = self._named(
+        """float32 pixels [B, H, W, C] -> detections (the box schema)."""
+        return self._named(
             self._merged(images, self.min_window_score, self.score_threshold)
         )
-        outputs = {
-            "boxes": merged["boxes"],
-            "classes": merged["classes"],
-            "confidence": merged["scores"],
-            "num_detections": merged["num_predictions"],
-        }
-        if "class_names" in merged:
-            outputs["class_names"] = merged["class_names"]
-        return outputs

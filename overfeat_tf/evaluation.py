@@ -29,6 +29,7 @@ from overfeat_tf.inference import Classifier, check_sizes, paper_scales
 from overfeat_tf.localizer import Localizer
 from overfeat_tf.metrics import coco_metrics, localization_error, top_k_error, voc_ap
 from overfeat_tf.models import OverFeat
+from overfeat_tf.tables import markdown_table
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,20 +119,16 @@ def evaluate_classification(
         ValueError: for an empty data set or labels outside the model's
             classes.
     """
-    if limit is not None:
-        dataset = dataset.take(limit)
-    examples = [(example["image"], int(example["label"])) for example in dataset]
-    if not examples:
-        raise InvalidValueError("The evaluation data set has no images.")
-    labels = np.array([label for _, label in examples])
+    examples = _examples(dataset, limit, "image", "label")
+    labels = np.array([int(label) for _, label in examples])
     bad = labels[(labels < 0) | (labels >= model.num_classes)]
     if bad.size:
         raise InvalidValueError(
             f"Labels must be in [0, {model.num_classes}) for this model. "
             f"Received label {int(bad[0])}."
         )
-    results = []
-    for protocol in protocols:
+
+    def runner(protocol):
         classifier = Classifier(
             model,
             scales=protocol.scales or None,
@@ -140,14 +137,15 @@ def evaluate_classification(
             top_k=min(5, model.num_classes),
             smallest_side=smallest_side,
         )
-        run = {
+        return {
             "dense": classifier,
             "center": classifier.center_crop,
             "ten": classifier.ten_views,
         }[protocol.views]
-        outputs, speed = _timed(
-            run, [image for image, _ in examples], protocol, verbose
-        )
+
+    results = []
+    images = [image for image, _ in examples]
+    for protocol, outputs, speed in _run(protocols, runner, images, verbose):
         probabilities = np.stack([out["probabilities"].numpy() for out in outputs])
         results.append(
             Result(
@@ -214,15 +212,11 @@ def evaluate_localization(
     Raises:
         ValueError: for an empty data set, or ground truth with x2 < x1.
     """
-    if limit is not None:
-        dataset = dataset.take(limit)
-    examples = [(e["image"], e["labels"].numpy(), e["boxes"].numpy()) for e in dataset]
-    if not examples:
-        raise InvalidValueError("The evaluation data set has no images.")
+    examples = _examples(dataset, limit, "image", "labels", "boxes")
     truth = [(labels, boxes) for _, labels, boxes in examples]
     images = [image for image, _, _ in examples]
-    results = []
-    for protocol in protocols:
+
+    def runner(protocol):
         localizer = Localizer(
             model,
             scales=protocol.scales or None,
@@ -232,12 +226,14 @@ def evaluate_localization(
             merge_threshold=merge_threshold,
             smallest_side=smallest_side,
         )
-        run = {
+        return {
             "dense": localizer,
             "center": localizer.localize_center_crop,
             "whole": lambda image: _whole_image(localizer, image),
         }[protocol.views]
-        outputs, speed = _timed(run, images, protocol, verbose)
+
+    results = []
+    for protocol, outputs, speed in _run(protocols, runner, images, verbose):
         guesses = [(o["classes"].numpy(), o["boxes"].numpy()) for o in outputs]
         results.append(
             Result(
@@ -260,6 +256,28 @@ def _whole_image(classifier: Classifier, image) -> dict:
     return {"classes": classes, "boxes": tf.constant(boxes, tf.float32)}
 
 
+def _examples(dataset, limit: int | None, *keys: str) -> list[tuple]:
+    """The first `limit` elements of `dataset` as tuples of `keys` (the
+    image as a tensor, the rest as NumPy); an empty data set is an error."""
+    if limit is not None:
+        dataset = dataset.take(limit)
+    examples = [
+        tuple(e[key] if key == "image" else e[key].numpy() for key in keys)
+        for e in dataset
+    ]
+    if not examples:
+        raise InvalidValueError("The evaluation data set has no images.")
+    return examples
+
+
+def _run(protocols, runner, images, verbose):
+    """The one evaluation loop: `runner(protocol)` over `images` for each
+    protocol, yielding (protocol, outputs, images/s)."""
+    for protocol in protocols:
+        outputs, speed = _timed(runner(protocol), images, protocol, verbose)
+        yield protocol, outputs, speed
+
+
 def _timed(run, images, protocol, verbose):
     """`run` on every image: the outputs and images/s (after a warm-up
     call that traces the graph, so tracing is not timed)."""
@@ -280,16 +298,15 @@ def _timed(run, images, protocol, verbose):
 def format_table(results: Sequence[Result], metric: str = "error") -> str:
     """The results as a markdown table shaped like Table 2 (`metric` names
     the error columns, e.g. "localization error")."""
-    lines = [
-        f"| configuration | top-1 {metric} (%) | top-5 {metric} (%) | images/s |",
-        "|---|---|---|---|",
-    ]
-    for r in results:
-        lines.append(
-            f"| {r.protocol.name} | {r.top1_error:.2f} | {r.top5_error:.2f} "
-            f"| {r.images_per_second:.1f} |"
-        )
-    return "\n".join(lines)
+    header = ["configuration", f"top-1 {metric} (%)", f"top-5 {metric} (%)"]
+    return markdown_table(
+        [*header, "images/s"],
+        (
+            [r.protocol.name, f"{r.top1_error:.2f}", f"{r.top5_error:.2f}"]
+            + [f"{r.images_per_second:.1f}"]
+            for r in results
+        ),
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -351,11 +368,7 @@ def evaluate_detection(
         ValueError: for an empty data set, a data set without objects, or a
             label outside the detector's object classes.
     """
-    if limit is not None:
-        dataset = dataset.take(limit)
-    examples = [(e["image"], e["boxes"].numpy(), e["labels"].numpy()) for e in dataset]
-    if not examples:
-        raise InvalidValueError("The evaluation data set has no images.")
+    examples = _examples(dataset, limit, "image", "boxes", "labels")
     classes = model.num_classes - 1
     for index, (_, _, labels) in enumerate(examples):
         bad = labels[labels >= classes]
@@ -368,30 +381,30 @@ def evaluate_detection(
     truth = [(boxes, labels) for _, boxes, labels in examples]
     images = [image for image, _, _ in examples]
     empty = [i for i, (_, labels) in enumerate(truth) if not (labels >= 0).any()]
-    results = []
-    for protocol in protocols:
+
+    def runner(protocol):
         if protocol.views == "random":
-            run = _random_detector(classes, max_detections)
-        else:
-            run = Detector(
-                model,
-                scales=protocol.scales,
-                stride=protocol.stride,
-                flips=protocol.flips,
-                merge_threshold=merge_threshold,
-                min_window_score=min_window_score,
-                score_threshold=score_threshold,
-                max_detections=max_detections,
-                merge_score=merge_score,
-            )
-        outputs, speed = _timed(run, images, protocol, verbose)
+            return _random_detector(classes, max_detections)
+        return Detector(
+            model,
+            scales=protocol.scales,
+            stride=protocol.stride,
+            flips=protocol.flips,
+            merge_threshold=merge_threshold,
+            min_window_score=min_window_score,
+            score_threshold=score_threshold,
+            max_detections=max_detections,
+            merge_score=merge_score,
+        )
+
+    results = []
+    for protocol, outputs, speed in _run(protocols, runner, images, verbose):
         found = []
         for out in outputs:
             n = int(out["num_detections"])
             found.append(
                 tuple(
-                    np.asarray(out[key])[:n]
-                    for key in ("boxes", "confidence", "classes")
+                    np.asarray(out[key])[:n] for key in ("boxes", "scores", "classes")
                 )
             )
         coco = coco_metrics(found, truth, max_detections)
@@ -421,7 +434,7 @@ def _random_detector(classes: int, count: int, seed: int = 0):
         boxes = np.concatenate([corners.min(1), corners.max(1)], 1)
         return {
             "boxes": boxes,
-            "confidence": rng.random(count),
+            "scores": rng.random(count),
             "classes": rng.integers(0, classes, count),
             "num_detections": count,
         }
@@ -431,18 +444,17 @@ def _random_detector(classes: int, count: int, seed: int = 0):
 
 def format_detection_table(results: Sequence[DetectionResult]) -> str:
     """The detection results as a markdown table (APs in %)."""
-    lines = [
-        "| configuration | VOC AP50 | COCO AP | AP50 | AP75 | FP per empty image "
-        "| images/s |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for r in results:
-        lines.append(
-            f"| {r.protocol.name} | {100 * r.voc_ap50:.2f} | {100 * r.coco_ap:.2f} "
-            f"| {100 * r.coco_ap50:.2f} | {100 * r.coco_ap75:.2f} "
-            f"| {r.false_positives_per_empty_image:.2f} | {r.images_per_second:.1f} |"
-        )
-    return "\n".join(lines)
+    header = ["configuration", "VOC AP50", "COCO AP", "AP50", "AP75"]
+    return markdown_table(
+        [*header, "FP per empty image", "images/s"],
+        (
+            [r.protocol.name]
+            + [f"{100 * ap:.2f}" for ap in (r.voc_ap50, r.coco_ap, r.coco_ap50)]
+            + [f"{100 * r.coco_ap75:.2f}", f"{r.false_positives_per_empty_image:.2f}"]
+            + [f"{r.images_per_second:.1f}"]
+            for r in results
+        ),
+    )
 
 
 def evaluate_task(
@@ -504,33 +516,3 @@ def evaluate_task(
         max_detections=settings.max_detections,
         merge_score=settings.merge_score,
     )
-
-
-def runner_for(model: OverFeat, task: str, config=None, *, top_k: int = 5, **options):
-    """The `Classifier`, `Localizer` or `Detector` of `task` on `model`, with
-    the recipe's settings (`config.localize` / `config.detect`) when a
-    config is given; `options` go to the runner (scales, flips, ...)."""
-    if task == "detect":
-        settings = config.detect if config else None
-        keys = (
-            "merge_threshold",
-            "min_window_score",
-            "score_threshold",
-            "merge_score",
-        )
-        return Detector(
-            model,
-            max_detections=settings.max_detections if settings else 100,
-            **({key: getattr(settings, key) for key in keys} if settings else {}),
-            **options,
-        )
-    if task == "localize":
-        settings = config.localize if config else None
-        if settings:
-            options = dict(
-                top_k_classes=min(settings.top_k_classes, model.num_classes),
-                merge_threshold=settings.merge_threshold,
-                **options,
-            )
-        return Localizer(model, max_predictions=top_k, **options)
-    return Classifier(model, top_k=min(top_k, model.num_classes), **options)

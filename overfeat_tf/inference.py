@@ -30,8 +30,9 @@ from overfeat_tf.data.pipelines import (
     resize,
     smallest_side_shape,
 )
+from overfeat_tf.derived import dense
 from overfeat_tf.errors import InvalidTypeError, InvalidValueError
-from overfeat_tf.models import OverFeat, dense
+from overfeat_tf.models import OverFeat
 
 # Sermanet et al. (2014), Table 5: the shorter side of the six scales of
 # the accurate model, whose window is `_TABLE5_WINDOW`.
@@ -104,8 +105,8 @@ class Classifier(tf.Module):
     Returns a dict: `probabilities` float32 [B, C] (the averaged maxima,
     divided by their sum so that a row sums to 1; on a single window this
     is the plain softmax), `top_k_ids` int32 [B, k], `top_k_probabilities`
-    float32 [B, k], and `top_k_names` string [B, k] when the model has class
-    names. A single image gives rows without the batch axis.
+    float32 [B, k] and `top_k_names` string [B, k] (`model.class_names`).
+    A single image gives rows without the batch axis.
 
     Images in one batch share one size; batch images of different sizes
     separately. The graphs (`dense_graph`, `ten_view_graph`) take float32
@@ -128,6 +129,9 @@ class Classifier(tf.Module):
             scale's square; default `pipelines.MAX_ASPECT_RATIO` (10).
             The SavedModel and TFLite files keep their runner's bound.
     """
+
+    # The tasks this runner serves (`serving.task_graph`), its own first.
+    tasks = ("classify",)
 
     def __init__(
         self,
@@ -174,8 +178,7 @@ class Classifier(tf.Module):
         self.geometry = geometry
         self._dense = model if model.stride == stride else dense(model, stride)
         self._coarse = model if model.stride == "coarse" else dense(model, "coarse")
-        names = model.class_names
-        self._names = None if names is None else tf.constant(list(names))
+        self._names = tf.constant(list(model.class_names))
 
     def __call__(self, images):
         """Multi-scale dense classification; see the class docstring."""
@@ -261,8 +264,7 @@ class Classifier(tf.Module):
             "top_k_ids": top.indices,
             "top_k_probabilities": top.values,
         }
-        if self._names is not None:
-            outputs["top_k_names"] = tf.gather(self._names, top.indices)
+        outputs["top_k_names"] = tf.gather(self._names, top.indices)
         return outputs
 
     def _run(self, graph, images):
@@ -299,8 +301,8 @@ def _as_batch(images) -> tuple[tf.Tensor, bool]:
     if 0 in shape:
         raise InvalidValueError(f"Empty image or batch. Received: shape={shape}")
     images = tf.cast(images, tf.float32)
-    # A NaN would come out as a confident class (README, "Limits and
-    # safety"). Checked on eager calls; traced for an export, the graphs
+    # A NaN would come out as a confident class (docs/deploy.md,
+    # "Limits and safety"). Checked on eager calls; traced for an export, the graphs
     # take what they are given (the SavedModel takes uint8 and bytes only).
     if (
         dtype.is_floating

@@ -39,9 +39,11 @@ class Localizer(Classifier):
     `boxes` float32 [B, P, 4] (x1, y1, x2, y2 in the input image's pixels,
     clipped to it), `classes` int32 [B, P], `scores` float32 [B, P] (the
     summed class probabilities of the windows merged into each box),
-    `num_predictions` int32 [B], and `class_names` string [B, P] when the
-    model has names; P = `max_predictions`, best first, padded with class
-    -1, score 0 and empty boxes. The classifier's methods stay available.
+    `num_detections` int32 [B] and `class_names` string [B, P] ("" pads);
+    P = `max_predictions`, best first, padded with class -1, score 0 and
+    empty boxes: the box schema `Detector` and the SavedModel share
+    (`boxes.keras_cv_detections` adapts it to KerasCV's). The classifier's
+    methods stay available.
 
     Args:
         model: an `OverFeat` with a regressor (`with_regressor`, or trained
@@ -68,6 +70,7 @@ class Localizer(Classifier):
             result is the same whenever no more than N windows qualify.
     """
 
+    tasks = ("localize", "classify")
     # Every window's box enters the merge (a Detector sets a floor).
     min_window_score = 0.0
 
@@ -335,7 +338,7 @@ class Localizer(Classifier):
             "boxes": first(boxes, 0.0),
             "scores": first(scores, 0.0),
             "classes": first(classes, -1),
-            "num_predictions": count,
+            "num_detections": count,
         }
 
     def _padded_signature(self):
@@ -344,13 +347,12 @@ class Localizer(Classifier):
             "boxes": tf.TensorSpec([p, 4], tf.float32),
             "scores": tf.TensorSpec([p], tf.float32),
             "classes": tf.TensorSpec([p], tf.int32),
-            "num_predictions": tf.TensorSpec([], tf.int32),
+            "num_detections": tf.TensorSpec([], tf.int32),
         }
 
     def _named(self, outputs):
-        if self._names is not None:
-            names = tf.gather(self._names, tf.maximum(outputs["classes"], 0))
-            outputs["class_names"] = tf.where(outputs["classes"] >= 0, names, "")
+        names = tf.gather(self._names, tf.maximum(outputs["classes"], 0))
+        outputs["class_names"] = tf.where(outputs["classes"] >= 0, names, "")
         return outputs
 
 

@@ -193,7 +193,8 @@ class Stages:
 
     def _model(self, task):
         """The trained model of `task`, for inference (normalization folded)."""
-        from overfeat_tf.models import fold_normalization, load_model
+        from overfeat_tf.derived import fold_normalization
+        from overfeat_tf.saving import load_model
 
         return fold_normalization(load_model(self.tasks[task].output_dir))
 
@@ -243,8 +244,8 @@ class Stages:
 
     def _runners(self):
         """The localizer and detector as the exports serve them."""
-        from overfeat_tf.evaluation import runner_for
         from overfeat_tf.inference import paper_scales
+        from overfeat_tf.serving import runner_for
 
         runners = {}
         for task in ("localize", "detect"):

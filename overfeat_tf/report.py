@@ -8,6 +8,7 @@ import os
 
 import numpy as np
 
+from overfeat_tf.tables import markdown_table
 from overfeat_tf.visualize import draw_boxes, save_png
 
 # Columns of the evaluation tables: (row key, header, scale to print).
@@ -54,7 +55,7 @@ def pictures(runners: dict, configs: dict, folder: str, count: int) -> list[dict
         for i, example in enumerate(dataset.take(count).as_numpy_iterator()):
             out = {k: np.asarray(v) for k, v in runner(example["image"]).items()}
             shown = 1 if task == "localize" else int(out["num_detections"])
-            scores = out["scores" if task == "localize" else "confidence"][:shown]
+            scores = out["scores"][:shown]
             classes = out["classes"][:shown]
             # Enlarged so that the captions stay readable on small scenes.
             zoom = max(1, -(-512 // min(example["image"].shape[:2])))
@@ -138,14 +139,15 @@ def summary_markdown(summary: dict, output_dir: str) -> str:
         "",
         "## Training (last epoch)",
         "",
-        "| run | epochs | loss | val_loss |",
-        "|---|---|---|---|",
+        markdown_table(
+            ["run", "epochs", "loss", "val_loss"],
+            (
+                [task, str(row["epochs"])]
+                + [f"{row.get(key, float('nan')):.4g}" for key in ("loss", "val_loss")]
+                for task, row in summary.get("training", {}).items()
+            ),
+        ),
     ]
-    for task, row in summary.get("training", {}).items():
-        lines.append(
-            f"| {task} | {row['epochs']} | {row.get('loss', float('nan')):.4g} "
-            f"| {row.get('val_loss', float('nan')):.4g} |"
-        )
     for task, rows in summary.get("evaluation", {}).items():
         columns = _COLUMNS[task]
         count = rows[0]["num_images"] if rows else 0
@@ -153,20 +155,19 @@ def summary_markdown(summary: dict, output_dir: str) -> str:
             "",
             f"## {_TITLES[task]}, {count} test images",
             "",
-            "| configuration | "
-            + " | ".join(header for _, header, _ in columns)
-            + " | images/s |",
-            "|---" * (len(columns) + 2) + "|",
+            markdown_table(
+                ["configuration", *(header for _, header, _ in columns), "images/s"],
+                (
+                    [row["configuration"]]
+                    + [
+                        "n/a" if row[key] is None else f"{row[key] * scale:.2f}"
+                        for key, _, scale in columns
+                    ]
+                    + [f"{row['images_per_second']:.1f}"]
+                    for row in rows
+                ),
+            ),
         ]
-        for row in rows:
-            cells = [
-                "n/a" if row[key] is None else f"{row[key] * scale:.2f}"
-                for key, _, scale in columns
-            ]
-            lines.append(
-                f"| {row['configuration']} | {' | '.join(cells)} "
-                f"| {row['images_per_second']:.1f} |"
-            )
     export = summary.get("export")
     if export:
         tflite = export["tflite"]

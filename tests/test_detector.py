@@ -12,6 +12,7 @@ from test_localization import NAMES, _reference, _with_random_boxes
 
 import overfeat_tf as of
 from overfeat_tf import cli
+from overfeat_tf.boxes import keras_cv_detections
 from overfeat_tf.detector import Detector
 from overfeat_tf.evaluation import (
     detection_protocols,
@@ -70,9 +71,9 @@ def test_detector_equals_an_independent_composition(
     n = len(scores)
     assert n > 0 and int(got["num_detections"]) == n
     np.testing.assert_array_equal(got["classes"][:n], labels)
-    np.testing.assert_allclose(got["confidence"][:n], scores, rtol=1e-4)
+    np.testing.assert_allclose(got["scores"][:n], scores, rtol=1e-4)
     np.testing.assert_allclose(got["boxes"][:n], boxes, atol=0.05)
-    assert (got["classes"][n:] == -1).all() and (got["confidence"][n:] == 0).all()
+    assert (got["classes"][n:] == -1).all() and (got["scores"][n:] == 0).all()
     assert (got["classes"][:n] < classes).all()
     assert got["boxes"].shape == (20, 4)
 
@@ -132,9 +133,7 @@ def test_evaluation_equals_the_metrics_of_the_detector_outputs(
     for scene in scenes:
         out = detector(scene["image"])
         n = int(out["num_detections"])
-        found.append(
-            tuple(out[k].numpy()[:n] for k in ("boxes", "confidence", "classes"))
-        )
+        found.append(tuple(out[k].numpy()[:n] for k in ("boxes", "scores", "classes")))
     truth = [(s["boxes"], s["labels"]) for s in scenes]
     dense = results[1]
     assert dense.coco_ap == pytest.approx(coco_metrics(found, truth, 30)["AP"])
@@ -173,10 +172,16 @@ def test_detector_outputs_plug_into_keras_cv_metrics(detector_model, rng):
     metric = keras_cv.metrics.BoxCOCOMetrics(
         bounding_box_format="xyxy", evaluate_freq=1
     )
-    metric.update_state(truth, {k: out[k] for k in ("boxes", "classes", "confidence")})
+    # KerasCV's metric reads its own dict: the adapter's.
+    adapted = keras_cv_detections(out)
+    assert set(adapted) == {"boxes", "classes", "confidence", "num_detections"}
+    np.testing.assert_array_equal(adapted["confidence"], out["scores"])
+    metric.update_state(
+        truth, {k: adapted[k] for k in ("boxes", "classes", "confidence")}
+    )
     theirs = metric.result(force=True)
     found = [
-        tuple(out[k].numpy()[i, :n] for k in ("boxes", "confidence", "classes"))
+        tuple(out[k].numpy()[i, :n] for k in ("boxes", "scores", "classes"))
         for i, n in enumerate(out["num_detections"].numpy())
     ]
     ours = coco_metrics(found, [(s["boxes"], s["labels"]) for s in scenes], 30)
@@ -234,6 +239,6 @@ def test_cli_predict_detect_writes_coco_results(detector_model, tmp_path, rng, c
     xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], 1)
     np.testing.assert_allclose([r["bbox"] for r in results], xywh, atol=0.11)
     np.testing.assert_allclose(
-        [r["score"] for r in results], want["confidence"][:n], rtol=1e-4
+        [r["score"] for r in results], want["scores"][:n], rtol=1e-4
     )
     assert (tmp_path / "drawn" / "17.png").is_file()

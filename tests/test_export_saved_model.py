@@ -77,16 +77,8 @@ def _in_process(runners, task, images):
             "class_names": out["top_k_names"],
             "scores": out["top_k_probabilities"],
         }
-    out = localizer(images) if task == "localize" else detector(images)
-    return {
-        "boxes": out["boxes"],
-        "classes": out["classes"],
-        "class_names": out["class_names"],
-        "scores": out["scores" if task == "localize" else "confidence"],
-        "num_detections": out[
-            "num_predictions" if task == "localize" else "num_detections"
-        ],
-    }
+    # Localizer and Detector give the schema the SavedModel serves.
+    return localizer(images) if task == "localize" else detector(images)
 
 
 def _assert_equal_outputs(got, want):

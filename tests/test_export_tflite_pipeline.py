@@ -82,10 +82,8 @@ def files(models):
 def _served(runner, images):
     """The runner's own outputs, named as the file names them."""
     out = runner(np.stack(images))
-    if isinstance(runner, Detector):
-        return out["boxes"], out["classes"], out["confidence"], out["num_detections"]
-    if isinstance(runner, Localizer):
-        return out["boxes"], out["classes"], out["scores"], out["num_predictions"]
+    if isinstance(runner, Localizer):  # and Detector: one box schema
+        return out["boxes"], out["classes"], out["scores"], out["num_detections"]
     return None, out["top_k_ids"], out["top_k_probabilities"], None
 
 

@@ -26,7 +26,7 @@ from overfeat_tf.data import readers
 ROOT = Path(__file__).resolve().parents[1]
 # The most a request may add to the server's peak memory: decoding a header
 # at the max_pixels limit (2^26 pixels: 192 MiB of uint8) and its float32
-# copy (768 MiB); the byte fuzz measures it (README, "Limits and safety").
+# copy (768 MiB); the byte fuzz measures it (docs/deploy.md, "Limits and safety").
 REQUEST_MEMORY_MIB = 1024
 
 

@@ -237,7 +237,7 @@ def test_localizer_equals_an_independent_composition(
         localizer_model, image, scales, flips, k, threshold, 5
     )
     n = len(scores)
-    assert int(got["num_predictions"]) == n
+    assert int(got["num_detections"]) == n
     np.testing.assert_array_equal(got["classes"][:n], classes)
     np.testing.assert_allclose(got["scores"][:n], scores, rtol=1e-4)
     np.testing.assert_allclose(got["boxes"][:n], boxes, atol=0.05)
@@ -416,7 +416,7 @@ def test_cli_predict_and_evaluate_localize(
     assert cli.main([*args, "--draw", str(drawn)]) == 0
     rows = json.loads(output.read_text())[str(tmp_path / "a.png")]
     want = Localizer(model, scales=(256,))(pixels)
-    count = int(want["num_predictions"])
+    count = int(want["num_detections"])
     assert [r[0] for r in rows] == want["classes"].numpy()[:count].tolist()
     np.testing.assert_allclose([r[1] for r in rows], want["scores"][:count], rtol=1e-4)
     np.testing.assert_allclose([r[2:] for r in rows], want["boxes"][:count], atol=0.06)

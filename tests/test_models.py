@@ -233,7 +233,7 @@ def test_regressor_of_a_normalized_model_round_trips(rng, tmp_path):
     # layer), copy into a fresh localizer of the same classifier.
     classifier = normalized(of.overfeat_fast, 4, width=TINY)
     trained = sharpened(of.with_regressor(classifier))
-    assert of.models.regressor_layer_names(trained) == [
+    assert of.derived.regressor_layer_names(trained) == [
         "regressor1",
         "regressor2",
         "regressor3",

@@ -174,7 +174,7 @@ def test_the_chief_logs_what_model_fit_logs(reference, two_workers):
 
 def test_the_chiefs_model_file_predicts_what_it_trained(two_workers):
     # This process is not the one that trained: the file alone must do.
-    from overfeat_tf.models import load_model
+    from overfeat_tf.saving import load_model
 
     model = load_model(two_workers / "run" / "model.keras")
     probe = np.sin(np.arange(2 * 231 * 231 * 3, dtype=np.float32) / 997.0)

@@ -1,5 +1,5 @@
-"""README's script examples run as written, on a folder of built-in images
-(the paths and step counts swapped for small ones)."""
+"""The script examples of docs/usage.md (once README's) run as written, on a
+folder of built-in images (the paths and step counts swapped for small ones)."""
 
 import os
 import re
@@ -12,20 +12,20 @@ from PIL import Image
 import overfeat_tf as of
 from overfeat_tf.data import shapes
 
-README = os.path.join(os.path.dirname(os.path.dirname(__file__)), "README.md")
+USAGE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "docs", "usage.md")
 MARKER = "<!-- tests/test_readme.py runs this block"
 
 
 def _blocks():
-    """The Python blocks README marks as run by this file, in order."""
-    text = open(README, encoding="utf-8").read()
+    """The Python blocks docs/usage.md marks as run by this file, in order."""
+    text = open(USAGE, encoding="utf-8").read()
     pattern = re.escape(MARKER) + r"[^\n]*-->\n```python\n(.*?)```"
     return re.findall(pattern, text, re.DOTALL)
 
 
 def _swap(code, replacements):
     for old, new in replacements.items():
-        assert old in code, f"README's example no longer holds {old!r}"
+        assert old in code, f"docs/usage.md's example no longer holds {old!r}"
         code = code.replace(old, new)
     return code
 

@@ -290,7 +290,7 @@ def test_validation_split_on_another_label_map_is_refused(tmp_path):
     # A COCO validation file without the training file's "ant": "zebra"
     # would be label 0 in validation and label 1 in training.
     from overfeat_tf.config import DataConfig, ExperimentConfig
-    from overfeat_tf.training import experiment
+    from overfeat_tf.training import task
 
     for split, categories in [("train", ["ant", "zebra"]), ("val", ["zebra"])]:
         (tmp_path / "images" / split).mkdir(parents=True)
@@ -303,7 +303,7 @@ def test_validation_split_on_another_label_map_is_refused(tmp_path):
         data=DataConfig(source=str(tmp_path), train_split="train"),
     )
     with pytest.raises(ValueError, match=r"'train' has \('ant', 'zebra'\)"):
-        experiment._load_train_and_validation(config)
+        task.load_train_and_validation(config)
 
 
 @LOOPS

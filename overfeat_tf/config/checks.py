@@ -12,7 +12,7 @@ from overfeat_tf import architectures
 from overfeat_tf.errors import InvalidValueError
 
 SPECS = {"fast": architectures.FAST, "accurate": architectures.ACCURATE}
-# Initializers that need no Keras lookup (`models.INITIALIZERS`).
+# Initializers that need no Keras lookup (`layers.INITIALIZERS`).
 OWN_INITIALIZERS = ("he_normal", "paper")
 # Seeds go to `keras.utils.set_random_seed` (NumPy takes [0, 2**32)) and,
 # times 1_000_003 plus the epoch, to tf.data (int64): [0, 2**31) fits both.

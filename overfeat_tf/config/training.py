@@ -17,7 +17,7 @@ class TrainConfig:
     `lr_decay_factor` after each epoch in `lr_decay_epochs`; or, by option,
     Adam with the same schedule and L2 term (`optimizer="adam"`), which the
     small recipes use: without normalization layers a narrow network from
-    scratch leaves chance much sooner under Adam than under SGD (README,
+    scratch leaves chance much sooner under Adam than under SGD (docs/results.md,
     "Classification: learning on the built-in data").
 
     Learning rate and replicas: `batch_size` is global, split over all

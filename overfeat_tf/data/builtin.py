@@ -38,16 +38,16 @@ from overfeat_tf.errors import InvalidValueError
 TASKS = ("classification", "localization", "detection")
 MAX_OBJECTS = 5
 # Training images per task. Classification and detection get more: a
-# from-scratch network memorizes 1,500 of them within minutes (README,
-# "Classification: learning on the built-in data", "Detection on the
-# built-in data").
+# from-scratch network memorizes 1,500 of them within minutes
+# (docs/results.md, "Classification: learning on the built-in data",
+# "Detection on the built-in data").
 NUM_TRAIN = {"classification": 6000, "localization": 1500, "detection": 6000}
 # What a scene of each task holds (`shapes.render` arguments). Classification
 # and localization images show one prominent object (1/3 to 3/4 of the
 # shorter side) on a textured background, as ImageNet's mostly do: clutter
 # halves how fast a network learns from scratch, and with objects down to
-# 1/8 it does not generalize within minutes (README, "Classification:
-# learning on the built-in data"). Detection scenes have both.
+# 1/8 it does not generalize within minutes (docs/results.md,
+# "Classification: learning on the built-in data"). Detection scenes have both.
 SCENES = {
     "classification": {
         "num_objects": 1,

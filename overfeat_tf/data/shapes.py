@@ -10,7 +10,7 @@ hard enough that colour or size cannot solve it:
   `textured_objects=True` paints them instead with one of four textures
   (flat, stripes, checker, noise) from the background's own distribution,
   which camouflages many of them (data set version 1.1, where a small
-  CNN fit 72 % of the training scenes in 6 epochs against 99 %; README);
+  CNN fit 72 % of the training scenes in 6 epochs against 99 %; docs/results.md);
 - size is drawn independently of the class (by default from 1/8 to 3/4 of
   the image's shorter side), and every shape is rotated at random;
 - backgrounds are textured (random gratings, smooth colour noise, pixel

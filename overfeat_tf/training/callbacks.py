@@ -182,9 +182,7 @@ class DetectionImages(keras.callbacks.Callback):
                     out["boxes"].numpy()[:n],
                     [
                         f"{self.class_names[c]} {s:.1f}"
-                        for c, s in zip(
-                            out["classes"].numpy()[:n], out["confidence"][:n]
-                        )
+                        for c, s in zip(out["classes"].numpy()[:n], out["scores"][:n])
                     ],
                     truth=np.asarray(example["boxes"])[truth],
                     truth_captions=[

@@ -29,8 +29,19 @@ from typing import Literal
 import keras
 import tensorflow as tf
 
+import overfeat_tf as of
+from overfeat_tf.config import ExperimentConfig
 from overfeat_tf.errors import InvalidValueError
+from overfeat_tf.training import localization, recipe
 from overfeat_tf.training.localization import assign_boxes
+from overfeat_tf.training.task import (
+    Task,
+    box_task,
+    build_model,
+    load_backbone,
+    load_train_and_validation,
+    xla_can_run,
+)
 
 IGNORE = -1
 
@@ -146,3 +157,80 @@ class DetectionLoss(keras.losses.Loss):
             "mining": self.mining,
             "seed": self.seed,
         }
+
+
+def detection_parts(config: ExperimentConfig) -> Task:
+    """The detector (section 4.4): the network with a background class and a
+    box regressor, trained on many windows of each image at once.
+
+    Images are rescaled, flipped and cropped as for localization, but by
+    factors of `data.smallest_side` (`detect.scale_range`), so that objects
+    keep the size the classifier learnt them at and the first test scales
+    show them at; every cell of the crop's coarse map gets a label by
+    `cell_labels` (object class, background or ignored) and,
+    where it holds enough of a box, a box target. The loss counts the
+    positive cells and `negatives_per_image` background cells per image,
+    hard or random (`DetectionLoss`).
+    With `detect.backbone` the network starts from that classifier
+    (`with_background`, with `model.dropout`); otherwise from scratch.
+    """
+    settings = config.detect
+    train_data, validation_data = load_train_and_validation(config)
+    names = tuple(train_data.class_names)
+    backbone = None
+    if settings.backbone is not None:
+        backbone = load_backbone("detect.backbone", settings.backbone)
+        if backbone.class_names != names:
+            raise InvalidValueError(
+                f"The backbone {settings.backbone} was trained on the classes "
+                f"{backbone.class_names}, but {config.data.source} has {names}."
+            )
+    geometry = (config.model if backbone is None else backbone).spec.geometry
+    size = settings.image_size or geometry.input_size(5, "coarse")
+    windows = geometry.cell_windows(size, size, "coarse")
+    train_cfg = config.train
+
+    def build(steps_per_epoch, strategy):
+        if backbone is not None:
+            model = of.with_background(backbone, dropout=config.model.dropout)
+        else:
+            model = build_model(config, (*names, "background"), regressor="single")
+        model.compile(
+            optimizer=recipe.make_optimizer(train_cfg, steps_per_epoch),
+            loss={
+                "class_logits": DetectionLoss(
+                    settings.negatives_per_image, settings.mining, seed=config.seed
+                ),
+                "boxes": localization.box_regression_loss,
+            },
+            metrics={"boxes": [localization.BoxIoU()]},
+            jit_compile=train_cfg.jit_compile and xla_can_run(strategy),
+        )
+        return model, model
+
+    def targets(boxes, labels):
+        return {
+            "class_logits": cell_labels(
+                boxes,
+                labels,
+                windows,
+                len(names),
+                positive_overlap=settings.positive_overlap,
+                negative_overlap=settings.negative_overlap,
+                min_fill=settings.min_fill,
+            ),
+            "boxes": localization.regression_targets(
+                boxes, labels, windows, geometry.window, settings.positive_overlap
+            ),
+        }
+
+    return box_task(
+        config,
+        train_data,
+        validation_data,
+        build,
+        size,
+        settings,
+        targets,
+        base_side=config.data.smallest_side,
+    )

@@ -38,16 +38,20 @@ import tensorflow as tf
 
 import overfeat_tf as of
 from overfeat_tf.config import ExperimentConfig, config_to_dict, save_config
-from overfeat_tf.data import pipelines, readers
-from overfeat_tf.errors import InvalidValueError, MissingFileError
+from overfeat_tf.errors import InvalidValueError
 from overfeat_tf.training import callbacks as callback_lib
+from overfeat_tf.training import (
+    classification,
+    detection,
+    localization,
+    loop,
+    resume,
+    task,
+)
 from overfeat_tf.training import cluster as cluster_lib
-from overfeat_tf.training import detection, localization, loop, recipe, resume
 from overfeat_tf.training.strategy import check_global_batch, make_strategy
 
 logger = logging.getLogger(__name__)
-
-BUILDERS = {"fast": of.overfeat_fast, "accurate": of.overfeat_accurate}
 
 
 @dataclasses.dataclass
@@ -148,27 +152,12 @@ class Run:
         )
 
 
-@dataclasses.dataclass
-class _Task:
-    """What one task trains: its data, model and batches."""
-
-    train_data: readers.LabeledData
-    validation_data: readers.LabeledData
-    # (steps per epoch, strategy) -> (the compiled model fit trains, the
-    # OverFeat it trains)
-    build: Callable[[int, tf.distribute.Strategy], tuple[keras.Model, of.OverFeat]]
-    # (per-replica batch size, seed) -> endless batches
-    train_batches: Callable[[int, int], tf.data.Dataset]
-    # (batch size, drop_remainder) -> one pass of validation batches
-    validation_batches: Callable[[int, bool], tf.data.Dataset]
-
-
 def prepare(config: ExperimentConfig) -> Run:
     """Build the model, data and callbacks of `config`, resuming if possible.
 
     `config.task` picks what is trained: the classifier (`"classify"`), or
     the box regressor on a trained classifier (`"localize"`, see
-    `localization_parts`).
+    `training.localization`).
 
     Raises:
         ValueError: for a batch that does not split over the replicas, a
@@ -373,287 +362,14 @@ def _validation_steps(config, validation_data) -> int:
     return steps
 
 
-def _load(config: ExperimentConfig, split: str) -> readers.LabeledData:
-    load = readers.load_classification
-    if config.task != "classify":
-        load = readers.load_detection
-    return load(
-        config.data.source,
-        split,
-        data_dir=config.data.data_dir,
-        on_bad=config.data.on_bad,
-    )
-
-
-def _load_train_and_validation(config: ExperimentConfig):
-    """The training and validation splits, on the training split's label map.
-
-    Labels index the training split's class names (the model's). A
-    validation split with other class names (a COCO validation file whose
-    categories differ) would be scored against the wrong classes: refused.
-    """
-    data = config.data
-    train_data = _load(config, data.train_split)
-    validation_data = _load(config, data.validation_split)
-    if tuple(validation_data.class_names) != tuple(train_data.class_names):
-        raise InvalidValueError(
-            "Expected the validation split to have the class names of the "
-            "training split (labels are indices into them). Received: "
-            f"source={data.source!r}, {data.train_split!r} has "
-            f"{train_data.class_names}, {data.validation_split!r} has "
-            f"{validation_data.class_names}"
-        )
-    return train_data, validation_data
-
-
-def classification_parts(config: ExperimentConfig) -> _Task:
-    """The network from scratch on random windows (section 3.1)."""
-    train_data, validation_data = _load_train_and_validation(config)
-    train_cfg = config.train
-    window = config.model.spec.geometry.window
-    # One cache for every epoch's pipeline: filled by the first, read after.
-    images = train_data.dataset.cache() if config.data.cache else train_data.dataset
-
-    def build(steps_per_epoch, strategy):
-        model = build_model(config, train_data.class_names)
-        model.compile(
-            optimizer=recipe.make_optimizer(train_cfg, steps_per_epoch),
-            loss={
-                "class_logits": recipe.ClassMapCrossentropy(train_cfg.label_smoothing)
-            },
-            metrics={
-                "class_logits": [
-                    recipe.TopKError(1),
-                    recipe.TopKError(min(5, len(train_data.class_names))),
-                ]
-            },
-            jit_compile=train_cfg.jit_compile and _xla_can_run(strategy),
-        )
-        return model, model
-
-    def train_batches(batch_size, seed):
-        return pipelines.classification_train(
-            images,
-            window,
-            batch_size=batch_size,
-            smallest_side=config.data.smallest_side,
-            scale_range=config.data.scale_range,
-            crops_per_image=config.data.crops_per_image,
-            shuffle_buffer=config.data.shuffle_buffer,
-            seed=seed,
-        )
-
-    def validation_batches(batch_size, drop_remainder):
-        return pipelines.classification_eval(
-            validation_data.dataset,
-            window,
-            batch_size=batch_size,
-            smallest_side=config.data.smallest_side,
-            drop_remainder=drop_remainder,
-        )
-
-    return _Task(train_data, validation_data, build, train_batches, validation_batches)
-
-
-def localization_parts(config: ExperimentConfig) -> _Task:
-    """The box regressor on a trained classifier's frozen features (4.3).
-
-    Training images are rescaled at random (`localize.scale_range`), flipped
-    and cropped square (`localize.image_size`), and every cell of the
-    crop's coarse map learns the box its window holds enough of
-    (`localization.regression_targets`). Validation uses the same
-    augmentation with a fixed seed, over the validation split.
-    """
-    settings = config.localize
-    if settings.backbone is None:
-        raise InvalidValueError(
-            "Training the box regressor needs a trained classifier: set "
-            "localize.backbone to its model.keras or run folder (e.g. "
-            "localize.backbone=runs/shapes_fast)."
-        )
-    backbone = _load_backbone("localize.backbone", settings.backbone)
-    train_data, validation_data = _load_train_and_validation(config)
-    if tuple(backbone.class_names or ()) != tuple(train_data.class_names):
-        raise InvalidValueError(
-            f"The backbone {settings.backbone} was trained on the classes "
-            f"{backbone.class_names}, but {config.data.source} has "
-            f"{train_data.class_names}: the merge scores boxes with the "
-            "classifier, so both must use one label map."
-        )
-    geometry = backbone.geometry
-    size = settings.image_size or geometry.input_size(3, "coarse")
-    windows = geometry.cell_windows(size, size, "coarse")
-    train_cfg = config.train
-
-    def build(steps_per_epoch, strategy):
-        network = of.with_regressor(backbone, settings.regressor)
-        regressor = set(of.models.regressor_layer_names(network))
-        for layer in network.layers:
-            layer.trainable = getattr(layer, "conv", layer).name in regressor
-        # Keras's metrics want a target for every output: train the boxes alone.
-        model = keras.Model(network.input, {"boxes": network.output["boxes"]})
-        model.compile(
-            optimizer=recipe.make_optimizer(train_cfg, steps_per_epoch),
-            loss={"boxes": localization.box_regression_loss},
-            metrics={"boxes": [localization.BoxIoU()]},
-            jit_compile=train_cfg.jit_compile and _xla_can_run(strategy),
-        )
-        return model, network
-
-    def targets(boxes, labels):
-        return {
-            "boxes": localization.regression_targets(
-                boxes, labels, windows, geometry.window, settings.min_overlap
-            )
-        }
-
-    return _box_task(
-        config, train_data, validation_data, build, size, settings, targets
-    )
-
-
-def detection_parts(config: ExperimentConfig) -> _Task:
-    """The detector (section 4.4): the network with a background class and a
-    box regressor, trained on many windows of each image at once.
-
-    Images are rescaled, flipped and cropped as for localization, but by
-    factors of `data.smallest_side` (`detect.scale_range`), so that objects
-    keep the size the classifier learnt them at and the first test scales
-    show them at; every cell of the crop's coarse map gets a label by
-    `detection.cell_labels` (object class, background or ignored) and,
-    where it holds enough of a box, a box target. The loss counts the
-    positive cells and `negatives_per_image` background cells per image,
-    hard or random (`detection.DetectionLoss`).
-    With `detect.backbone` the network starts from that classifier
-    (`with_background`, with `model.dropout`); otherwise from scratch.
-    """
-    settings = config.detect
-    train_data, validation_data = _load_train_and_validation(config)
-    names = tuple(train_data.class_names)
-    backbone = None
-    if settings.backbone is not None:
-        backbone = _load_backbone("detect.backbone", settings.backbone)
-        if tuple(backbone.class_names or ()) != names:
-            raise InvalidValueError(
-                f"The backbone {settings.backbone} was trained on the classes "
-                f"{backbone.class_names}, but {config.data.source} has {names}."
-            )
-    geometry = (config.model if backbone is None else backbone).spec.geometry
-    size = settings.image_size or geometry.input_size(5, "coarse")
-    windows = geometry.cell_windows(size, size, "coarse")
-    train_cfg = config.train
-
-    def build(steps_per_epoch, strategy):
-        if backbone is not None:
-            model = of.with_background(backbone, dropout=config.model.dropout)
-        else:
-            model = build_model(config, (*names, "background"), regressor="single")
-        model.compile(
-            optimizer=recipe.make_optimizer(train_cfg, steps_per_epoch),
-            loss={
-                "class_logits": detection.DetectionLoss(
-                    settings.negatives_per_image, settings.mining, seed=config.seed
-                ),
-                "boxes": localization.box_regression_loss,
-            },
-            metrics={"boxes": [localization.BoxIoU()]},
-            jit_compile=train_cfg.jit_compile and _xla_can_run(strategy),
-        )
-        return model, model
-
-    def targets(boxes, labels):
-        return {
-            "class_logits": detection.cell_labels(
-                boxes,
-                labels,
-                windows,
-                len(names),
-                positive_overlap=settings.positive_overlap,
-                negative_overlap=settings.negative_overlap,
-                min_fill=settings.min_fill,
-            ),
-            "boxes": localization.regression_targets(
-                boxes, labels, windows, geometry.window, settings.positive_overlap
-            ),
-        }
-
-    return _box_task(
-        config,
-        train_data,
-        validation_data,
-        build,
-        size,
-        settings,
-        targets,
-        base_side=config.data.smallest_side,
-    )
-
-
-def _load_backbone(key: str, path: str) -> of.OverFeat:
-    """The classifier a run starts from; a missing one names the config key."""
-    try:
-        return of.load_model(path)
-    except FileNotFoundError as error:
-        raise MissingFileError(
-            f"{key}: {error}. Train that classifier first, or set {key} to a "
-            "model.keras file or a run folder."
-        ) from None
-
-
-def _box_task(
-    config, train_data, validation_data, build, size, settings, targets, base_side=None
-):
-    """A task trained on square crops with boxes: `targets(boxes, labels)`
-    gives one image's targets, a dict by output name; `base_side` is the
-    side `settings.scale_range` multiplies (default the crop's)."""
-
-    def batches(dataset, batch_size, seed):
-        crops = pipelines.detection_train(
-            dataset,
-            size,
-            batch_size=batch_size,
-            max_boxes=settings.max_boxes,
-            scale_range=tuple(settings.scale_range),
-            base_side=base_side,
-            shuffle_buffer=config.data.shuffle_buffer,
-            seed=seed,
-        )
-        example = targets(tf.zeros([0, 4]), tf.zeros([0], tf.int32))
-        signature = {name: tf.TensorSpec(None, t.dtype) for name, t in example.items()}
-
-        def with_targets(images, objects):
-            return images, tf.map_fn(
-                lambda o: targets(*o),
-                (objects["boxes"], objects["labels"]),
-                fn_output_signature=signature,
-            )
-
-        return crops.map(with_targets, num_parallel_calls=tf.data.AUTOTUNE)
-
-    def validation_batches(batch_size, drop_remainder):
-        # Random crops with a fixed seed, whole batches only.
-        count = (validation_data.num_examples or 0) // batch_size
-        return batches(validation_data.dataset, batch_size, config.seed).take(
-            max(count, 1)
-        )
-
-    return _Task(
-        train_data,
-        validation_data,
-        build,
-        lambda batch_size, seed: batches(train_data.dataset, batch_size, seed),
-        validation_batches,
-    )
-
-
 _TASKS = {
-    "classify": classification_parts,
-    "localize": localization_parts,
-    "detect": detection_parts,
+    "classify": classification.classification_parts,
+    "localize": localization.localization_parts,
+    "detect": detection.detection_parts,
 }
 
 
-def task_parts(config: ExperimentConfig) -> _Task:
+def task_parts(config: ExperimentConfig) -> task.Task:
     """The data and model builder of `config.task` (what `prepare` runs)."""
     return _TASKS[config.task](config)
 
@@ -681,33 +397,6 @@ def train(config: ExperimentConfig) -> keras.callbacks.History:
     history = run.fit(verbose=verbose)
     run.save()
     return history
-
-
-def _xla_can_run(strategy: tf.distribute.Strategy) -> bool:
-    """XLA cannot compile one step over several replicas on (logical) CPUs."""
-    if strategy.num_replicas_in_sync == 1:
-        return True
-    return not any("CPU" in device for device in strategy.extended.worker_devices)
-
-
-def build_model(config: ExperimentConfig, class_names, **kwargs) -> of.OverFeat:
-    """The config's network for `class_names`, in its mixed-precision policy
-    (keyword arguments go to `OverFeat`, e.g. `regressor`)."""
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(config.train.mixed_precision)
-    try:
-        return BUILDERS[config.model.network](
-            len(class_names),
-            class_names=class_names,
-            width=config.model.width,
-            initializer=config.model.initializer,
-            class_initializer=config.model.class_initializer,
-            dropout=config.model.dropout,
-            normalization=config.model.normalization_layer,
-            **kwargs,
-        )
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
 
 
 def _training_batches(

@@ -18,8 +18,19 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+import overfeat_tf as of
 from overfeat_tf import boxes as box_ops
+from overfeat_tf import derived
+from overfeat_tf.config import ExperimentConfig
 from overfeat_tf.errors import InvalidValueError
+from overfeat_tf.training import recipe
+from overfeat_tf.training.task import (
+    Task,
+    box_task,
+    load_backbone,
+    load_train_and_validation,
+    xla_can_run,
+)
 
 TARGET_CHANNELS = 6
 
@@ -143,3 +154,58 @@ class BoxIoU(keras.metrics.Metric):
     def reset_state(self):
         self.total.assign(0.0)
         self.count.assign(0.0)
+
+
+def localization_parts(config: ExperimentConfig) -> Task:
+    """The box regressor on a trained classifier's frozen features (4.3).
+
+    Training images are rescaled at random (`localize.scale_range`), flipped
+    and cropped square (`localize.image_size`), and every cell of the
+    crop's coarse map learns the box its window holds enough of
+    (`regression_targets`). Validation uses the same
+    augmentation with a fixed seed, over the validation split.
+    """
+    settings = config.localize
+    if settings.backbone is None:
+        raise InvalidValueError(
+            "Training the box regressor needs a trained classifier: set "
+            "localize.backbone to its model.keras or run folder (e.g. "
+            "localize.backbone=runs/shapes_fast)."
+        )
+    backbone = load_backbone("localize.backbone", settings.backbone)
+    train_data, validation_data = load_train_and_validation(config)
+    if backbone.class_names != tuple(train_data.class_names):
+        raise InvalidValueError(
+            f"The backbone {settings.backbone} was trained on the classes "
+            f"{backbone.class_names}, but {config.data.source} has "
+            f"{train_data.class_names}: the merge scores boxes with the "
+            "classifier, so both must use one label map."
+        )
+    geometry = backbone.geometry
+    size = settings.image_size or geometry.input_size(3, "coarse")
+    windows = geometry.cell_windows(size, size, "coarse")
+    train_cfg = config.train
+
+    def build(steps_per_epoch, strategy):
+        network = of.with_regressor(backbone, settings.regressor)
+        regressor = set(derived.regressor_layer_names(network))
+        for layer in network.layers:
+            layer.trainable = getattr(layer, "conv", layer).name in regressor
+        # Keras's metrics want a target for every output: train the boxes alone.
+        model = keras.Model(network.input, {"boxes": network.output["boxes"]})
+        model.compile(
+            optimizer=recipe.make_optimizer(train_cfg, steps_per_epoch),
+            loss={"boxes": box_regression_loss},
+            metrics={"boxes": [BoxIoU()]},
+            jit_compile=train_cfg.jit_compile and xla_can_run(strategy),
+        )
+        return model, network
+
+    def targets(boxes, labels):
+        return {
+            "boxes": regression_targets(
+                boxes, labels, windows, geometry.window, settings.min_overlap
+            )
+        }
+
+    return box_task(config, train_data, validation_data, build, size, settings, targets)
