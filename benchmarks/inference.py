@@ -102,7 +102,7 @@ def main():
         for name, scales, stride, flips in protocols(model.geometry):
             classifier = Classifier(model, scales=scales, stride=stride, flips=flips)
             total = median_seconds(
-                lambda: classifier.dense_graph(image_f)["probabilities"],
+                lambda: classifier.serve(image_f)["probabilities"],
                 repeats=args.repeats,
             )
             alone = median_seconds(

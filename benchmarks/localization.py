@@ -71,11 +71,8 @@ def build(network, task, classes, sharpness, rng):
     layer = model.get_layer(model.spec.regressor_names[-1])
     layer.set_weights([0.05 * rng.normal(size=w.shape) for w in layer.weights])
     scales = paper_scales(model.geometry)
-    if task == "detect":
-        runner = Detector(model, scales=scales)
-        return model, runner, runner.detect_graph, runner.min_window_score
-    runner = Localizer(model, scales=scales)
-    return model, runner, runner.localize_graph, 0.0
+    runner = (Detector if task == "detect" else Localizer)(model, scales=scales)
+    return model, runner
 
 
 def main():
@@ -97,20 +94,19 @@ def main():
     print("|---|---|---|---|---|---|")
     networks = ("fast", "accurate") if args.network == "both" else (args.network,)
     for network in networks:
-        model, runner, graph, floor = build(
-            network, args.task, classes, args.sharpness, rng
+        model, runner = build(network, args.task, classes, args.sharpness, rng)
+        total = median_seconds(
+            lambda: runner.serve(image)["boxes"], repeats=args.repeats
         )
-        total = median_seconds(lambda: graph(image)["boxes"], repeats=args.repeats)
         alone = median_seconds(
-            network_alone(model, image, runner.scales), repeats=args.repeats
+            network_alone(model, image, runner.settings.scales), repeats=args.repeats
         )
-        candidates = [runner._candidates(s) for s in runner._dense_pass(image)]
-        boxes, scores, classes_ = (tf.concat(c, 1)[0] for c in zip(*candidates))
-        keep = scores >= floor
+        # The merge's input: every window scoring >= the runner's floor.
+        boxes, scores, classes_, keep = (x[0] for x in runner.search.candidates(image))
         boxes, scores, classes_ = (
             tf.boolean_mask(x, keep) for x in (boxes, scores, classes_)
         )
-        threshold = runner.merge_threshold
+        threshold = runner.settings.merge_threshold
         merge = tf.function(lambda b, s, c: greedy_merge(b, s, c, threshold))
         merge_time = median_seconds(
             lambda: merge(boxes, scores, classes_)["boxes"], repeats=args.repeats

@@ -83,15 +83,14 @@ def speed(repeats):
 def pipeline_speed(repeats):
     model = of.overfeat_fast(1000)
     runner = Classifier(model, flips=True)  # the six paper scales
-    size = (min(runner.scales),) * 2
+    scales = runner.settings.scales
+    size = (min(scales),) * 2
     image = np.random.default_rng(0).uniform(0, 255, (1, *size, 3)).astype(np.float32)
     rows = [
         (
             "Keras fp32 (Classifier)",
             None,
-            median_ms(
-                lambda: runner.dense_graph(image)["probabilities"].numpy(), repeats
-            ),
+            median_ms(lambda: runner.serve(image)["probabilities"].numpy(), repeats),
         )
     ]
     representative = [
@@ -106,7 +105,7 @@ def pipeline_speed(repeats):
     )
     print(
         f"\nfast network, whole classification pipeline in one file: scales "
-        f"{', '.join(map(str, runner.scales))}, flips, input {size[0]}x{size[1]}, "
+        f"{', '.join(map(str, scales))}, flips, input {size[0]}x{size[1]}, "
         f"batch 1, LiteRT 2 threads, median of {repeats}\n"
     )
     _table(rows, float_row=1)
@@ -148,7 +147,8 @@ def pipeline_agreement(run, config_name, limit, scales):
     if task != "classify":
         options.update(jit_compile=False, max_candidates=1024)
     runner = runner_for(model, task, config, **options)
-    size = (min(runner.scales),) * 2
+    sizes = runner.settings.scales
+    size = (min(sizes),) * 2
     read = readers.load_classification if task == "classify" else readers.load_detection
     data = read(
         config.data.source, config.data.test_split, data_dir=config.data.data_dir
@@ -157,7 +157,7 @@ def pipeline_agreement(run, config_name, limit, scales):
     representative = tflite.representative_images(config)
     print(
         f"\n{run} ({task}), whole pipeline at scales "
-        f"{', '.join(map(str, runner.scales))} with flips, input {size[0]}x{size[1]}, "
+        f"{', '.join(map(str, sizes))} with flips, input {size[0]}x{size[1]}, "
         f"on {len(images)} test images of {config.data.source}, against float32 "
         "in-process\n"
     )

@@ -49,7 +49,6 @@ from overfeat_tf.data.pipelines import MEAN_RGB, STDDEV_RGB
 from overfeat_tf.derived import dense, fold_normalization
 from overfeat_tf.errors import InvalidValueError
 from overfeat_tf.inference import Classifier
-from overfeat_tf.localizer import Localizer
 from overfeat_tf.models import OverFeat
 from overfeat_tf.serving import task_graph
 
@@ -101,7 +100,7 @@ def pipeline_function(
 ):
     """The runner's main task (`runner.tasks`) for one image size, as a
     `tf.function` of pixels float32 [1, H, W, 3] (see the module docstring);
-    without `merge`, its `candidates_graph` (the merge's input).
+    without `merge`, its search's `candidates_graph` (the merge's input).
 
     Raises:
         ValueError: a box runner without `max_candidates` or with
@@ -109,15 +108,15 @@ def pipeline_function(
             smallest scale, or no `merge` for a classifier.
     """
     height, width = (int(v) for v in image_size)
-    if isinstance(runner, Localizer) and (
-        runner.max_candidates is None or runner.jit_compile
-    ):
+    settings = runner.settings
+    if _has_boxes(runner) and (settings.max_candidates is None or settings.jit_compile):
         raise InvalidValueError(
             "A TFLite pipeline merges in fixed-size buffers without XLA: build "
             "the runner with max_candidates=N and jit_compile=False. Received: "
-            f"max_candidates={runner.max_candidates}, jit_compile={runner.jit_compile}"
+            f"max_candidates={settings.max_candidates}, "
+            f"jit_compile={settings.jit_compile}"
         )
-    smallest = min(runner.scales)
+    smallest = min(settings.scales)
     if min(height, width) > smallest or min(height, width) < 1:
         raise InvalidValueError(
             f"The pipeline file only enlarges its input: the shorter side of "
@@ -127,8 +126,8 @@ def pipeline_function(
         )
     if merge:
         graph = task_graph(runner, runner.tasks[0], with_names=False)
-    elif isinstance(runner, Localizer):
-        graph = runner.candidates_graph
+    elif _has_boxes(runner):
+        graph = runner.search.candidates_graph
     else:
         raise InvalidValueError(
             "merge=False is for localizers and detectors: a classifier has no merge"
@@ -166,7 +165,7 @@ def convert_pipeline(
             with the merge (its loops crash TensorFlow's int8 calibrator,
             tensorflow/tensorflow#75140: use merge=False).
     """
-    if quantize == "int8" and merge and isinstance(runner, Localizer):
+    if quantize == "int8" and merge and _has_boxes(runner):
         raise InvalidValueError(
             "Full int8 cannot calibrate the merge's loops (TensorFlow's "
             "calibrator crashes on WHILE ops, tensorflow/tensorflow#75140): "
@@ -317,17 +316,16 @@ def pipeline_settings(
         "task": runner.tasks[0],
         "merged_in_file": bool(merge),
         "image_size": [int(v) for v in image_size],
-        "scales": list(runner.scales),
-        "flips": runner.flips,
+        "scales": list(runner.settings.scales),
+        "flips": runner.settings.flips,
         "labels": list(names),
     }
-    if isinstance(runner, Localizer):
+    if _has_boxes(runner):
+        keys = ("max_candidates", "min_window_score", "merge_threshold")
+        settings.update({key: getattr(runner.settings, key) for key in keys})
         settings.update(
-            max_candidates=runner.max_candidates,
-            min_window_score=runner.min_window_score,
-            merge_threshold=runner.merge_threshold,
-            score_threshold=getattr(runner, "score_threshold", None),
-            max_detections=runner.max_predictions,
+            score_threshold=runner.search.min_score,
+            max_detections=runner.settings.max_detections,
         )
     return settings
 
@@ -404,3 +402,8 @@ def box_agreement(got, want, min_iou: float = 0.5) -> dict:
         "matched": len(ious) / total if total else 1.0,
         "mean_iou": float(np.mean(ious)) if ious else None,
     }
+
+
+def _has_boxes(runner) -> bool:
+    """A `Localizer` or `Detector`: a runner whose main task gives boxes."""
+    return runner.tasks[0] != "classify"

@@ -215,7 +215,8 @@ def _export_tflite_pipeline(args, config, model, representative) -> str:
     if task != "classify":
         options.update(jit_compile=False, max_candidates=args.max_candidates)
     runner = serving.runner_for(model, task, config, **options)
-    size = args.image_size or (min(runner.scales),) * 2
+    settings = runner.settings
+    size = args.image_size or (min(settings.scales),) * 2
     merge = not args.no_merge
     content = tflite.convert_pipeline(
         runner, size, args.quantize, representative=representative, merge=merge
@@ -227,8 +228,8 @@ def _export_tflite_pipeline(args, config, model, representative) -> str:
         json.dump(tflite.pipeline_settings(runner, size, merge), f, indent=2)
     lines = [
         f"wrote {stem}.tflite ({len(content) / 2**20:.1f} MiB; {task}, "
-        f"{size[0]}x{size[1]} input, scales {', '.join(map(str, runner.scales))}"
-        f"{', flips' if runner.flips else ''}"
+        f"{size[0]}x{size[1]} input, scales {', '.join(map(str, settings.scales))}"
+        f"{', flips' if settings.flips else ''}"
         f"{'' if merge else ', ends before the merge'}) and {stem}.json"
     ]
     if not args.no_verify:

@@ -218,11 +218,12 @@ def _voc_list_images(path: str) -> list[str]:
 
 def _protocol(model, runner, batch_size: int) -> str:
     """One line: the network, scales, stride, flips and batching of a run."""
-    scales = runner.scales
+    settings = runner.settings
+    scales = settings.scales
     return (
         f"protocol: {model.spec.name} network, {len(scales)} "
         f"scale{'s' if len(scales) > 1 else ''} ({', '.join(map(str, scales))}), "
-        f"{runner.stride} stride, {'flips' if runner.flips else 'no flips'}, "
+        f"{settings.stride} stride, {'flips' if settings.flips else 'no flips'}, "
         f"images batched by size (up to {batch_size} a call)"
     )
 

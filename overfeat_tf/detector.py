@@ -11,19 +11,28 @@ to `max_detections`.
 
 from __future__ import annotations
 
-from typing import Sequence
+import dataclasses
 
 import tensorflow as tf
 
-from overfeat_tf.data.pipelines import MAX_ASPECT_RATIO
+from overfeat_tf.box_search import BoxSearch
+from overfeat_tf.dense_pass import (
+    IMAGES,
+    DensePass,
+    InferenceSettings,
+    run,
+    settings_of,
+)
 from overfeat_tf.errors import InvalidValueError
-from overfeat_tf.inference import _IMAGES
-from overfeat_tf.localizer import Localizer
+from overfeat_tf.localizer import check_box_settings
 from overfeat_tf.models import BACKGROUND, OverFeat
 
+# Detections returned per image unless the settings say otherwise.
+MAX_DETECTIONS = 100
 
-class Detector(Localizer):
-    """A detector: images -> every object found, as boxes, classes, confidences.
+
+class Detector(tf.Module):
+    """A detector: images -> every object found, as boxes, classes, scores.
 
     `detector(images)` takes what `Classifier` takes and returns the box
     schema of `Localizer` and the SavedModel, padded to `max_detections`:
@@ -37,12 +46,14 @@ class Detector(Localizer):
         model: an `OverFeat` whose last class is `"background"` and which
             has a box regressor (`with_background`, trained with
             `overfeat train --task detect`).
-        scales, stride, flips, smallest_side, merge_threshold, jit_compile,
-        max_candidates, merge_score, max_aspect_ratio: as for `Localizer`.
-        min_window_score: a window's box enters the merge for each class it
-            gives at least this probability (default 0.1).
-        score_threshold: merged boxes scoring less are dropped (default 0.5).
-        max_detections: M (default 100).
+        settings: an `InferenceSettings`; it reads scales, stride, flips,
+            max_aspect_ratio, merge_threshold, merge_score, max_candidates,
+            jit_compile, min_window_score (default 0.1: a window's box
+            enters the merge for each class it gives at least this
+            probability), score_threshold (merged boxes scoring less are
+            dropped) and max_detections (M, default 100). Every object
+            class is searched (`top_k_classes` is not read).
+        **options: overrides of `settings`' fields.
     """
 
     tasks = ("detect",)
@@ -50,55 +61,33 @@ class Detector(Localizer):
     def __init__(
         self,
         model: OverFeat,
-        *,
-        scales: Sequence[int] | None = None,
-        stride: str = "fine",
-        flips: bool = True,
-        merge_threshold: float = 0.6,
-        min_window_score: float = 0.1,
-        score_threshold: float = 0.5,
-        max_detections: int = 100,
-        smallest_side: int = 256,
-        jit_compile: bool = True,
-        max_candidates: int | None = None,
-        merge_score: str = "sum",
-        max_aspect_ratio: float = MAX_ASPECT_RATIO,
+        settings: InferenceSettings | None = None,
+        **options,
     ):
+        super().__init__(name="overfeat_detector")
         if getattr(model, "task", None) != "detect":
             raise InvalidValueError(
                 "Detector needs a model trained with a background class (its last "
                 f"class named {BACKGROUND!r}; `overfeat train --task detect`). "
                 f"Received: class_names={getattr(model, 'class_names', None)!r}"
             )
-        super().__init__(
-            model,
-            scales=scales,
-            stride=stride,
-            flips=flips,
-            top_k_classes=model.num_classes - 1,
-            merge_threshold=merge_threshold,
-            max_predictions=max_detections,
-            smallest_side=smallest_side,
-            jit_compile=jit_compile,
-            max_candidates=max_candidates,
-            merge_score=merge_score,
-            max_aspect_ratio=max_aspect_ratio,
+        classes = model.num_classes - 1
+        settings = settings_of(settings, options).for_model(
+            model, max_detections=MAX_DETECTIONS, min_window_score=0.1
         )
-        self.min_window_score = float(min_window_score)
-        self.score_threshold = float(score_threshold)
-
-    @property
-    def object_classes(self) -> int:
-        """Every class but the background (the last)."""
-        return self.model.num_classes - 1
+        settings = dataclasses.replace(settings, top_k_classes=classes)
+        check_box_settings(settings, classes)
+        self.settings = settings
+        self.model = model
+        self.search = BoxSearch(
+            DensePass(model, settings), settings, classes, settings.score_threshold
+        )
 
     def __call__(self, images):
         """Multi-scale detection; see the class docstring."""
-        return self._run(self.detect_graph, images)
+        return run(self.serve, images)
 
-    @tf.function(input_signature=[_IMAGES])
-    def detect_graph(self, images):
+    @tf.function(input_signature=[IMAGES])
+    def serve(self, images):
         """float32 pixels [B, H, W, C] -> detections (the box schema)."""
-        return self._named(
-            self._merged(images, self.min_window_score, self.score_threshold)
-        )
+        return self.search(images)

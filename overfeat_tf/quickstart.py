@@ -275,7 +275,7 @@ class Stages:
             model = self._model("classify")
             scales = paper_scales(model.geometry, self.mode.scales)
             classifier = Classifier(model, scales=scales)
-            size = (min(classifier.scales),) * 2
+            size = (min(classifier.settings.scales),) * 2
             representative = tflite.representative_images(
                 self.tasks["classify"], 8 if self.mode is TINY else 100
             )

@@ -1,5 +1,6 @@
-"""Independent NumPy references for the tests: pooling, the classifier as
-matrix products, and which feature cells a crop's zero padding can reach."""
+"""Test set-up: tiny models with the paper's geometry, sharpened or with
+random boxes, random images, and which feature cells a crop's zero padding
+can reach. The oracles are in `reference.py`."""
 
 import math
 
@@ -47,57 +48,6 @@ def make_images(rng, batch, height, width):
     return rng.normal(size=(batch, height, width, 3)).astype(np.float32)
 
 
-def layer_output(model, name, images):
-    """The activation of one layer of `model`, as float64 NumPy."""
-    probe = keras.Model(model.input, model.activation(name))
-    return np.asarray(probe(images), np.float64)
-
-
-def max_pool(x, k, offset=(0, 0)):
-    """Non-overlapping k x k max pooling of [h, w, c] from (dy, dx)."""
-    x = x[offset[0] :, offset[1] :]
-    h, w = x.shape[0] // k, x.shape[1] // k
-    return x[: h * k, : w * k].reshape(h, k, w, k, -1).max(axis=(1, 3))
-
-
-def fc_weights(model):
-    """The classifier's (kernel, bias) pairs as float64, first layer first."""
-    return [
-        [np.asarray(v, np.float64) for v in model.get_layer(name).get_weights()]
-        for name in model.spec.fc_names
-    ]
-
-
-def classify_cell(features, top, left, weights, dilation=1):
-    """The classifier as plain matrix products on one cell's crop.
-
-    `features` [h, w, c] are pooled features; the cell reads K x K of them
-    from (top, left), every `dilation`-th one.
-    """
-    (kernel, bias), *rest = weights
-    k = kernel.shape[0]
-    rows = top + dilation * np.arange(k)
-    cols = left + dilation * np.arange(k)
-    crop = features[np.ix_(rows, cols)]  # [K, K, c]
-    x = crop.reshape(-1) @ kernel.reshape(-1, kernel.shape[-1]) + bias
-    for kernel, bias in rest:
-        x = np.maximum(x, 0) @ kernel.reshape(-1, kernel.shape[-1]) + bias
-    return x
-
-
-def classify_map(features, weights, dilation=1):
-    """`classify_cell` at every position of a pooled feature map."""
-    k = weights[0][0].shape[0]
-    extent = dilation * (k - 1) + 1
-    h, w = features.shape[0] - extent + 1, features.shape[1] - extent + 1
-    return np.array(
-        [
-            [classify_cell(features, i, j, weights, dilation) for j in range(w)]
-            for i in range(h)
-        ]
-    )
-
-
 def padding_border(spec):
     """Pooled-feature cells at each edge of a window that zero padding reaches.
 
@@ -117,3 +67,10 @@ def spec_without_padding(spec):
         of.ConvLayer(r.filters, r.kernel, r.stride, 0, r.pool) for r in spec.features
     )
     return of.OverFeatSpec(spec.name + "_nopad", features, spec.classifier)
+
+
+def with_random_boxes(model, rng, scale=0.05):
+    """Random weights in the zero-initialized output layer: varied boxes."""
+    layer = model.get_layer(model.spec.regressor_names[-1])
+    layer.set_weights([scale * rng.normal(size=w.shape) for w in layer.get_weights()])
+    return model

@@ -3,9 +3,9 @@
 import keras
 import numpy as np
 import pytest
+from helpers import TINY, make_images
 
 import overfeat_tf as of
-from tests.helpers import TINY, make_images
 
 TABLE_5 = [  # accurate model: input (h, w), layer-5 pre-pool, fine output
     ((245, 245), (17, 17), (3, 3)),

@@ -6,19 +6,10 @@ networks and input sizes that are not the window size.
 
 import numpy as np
 import pytest
+from helpers import TINY, make_images, normalized, padding_border, spec_without_padding
+from reference import classify_cell, fc_weights, layer_output, max_pool
 
 import overfeat_tf as of
-from tests.helpers import (
-    TINY,
-    classify_cell,
-    fc_weights,
-    layer_output,
-    make_images,
-    max_pool,
-    normalized,
-    padding_border,
-    spec_without_padding,
-)
 
 BUILDERS = [of.overfeat_fast, of.overfeat_accurate]
 SIZES = [(262, 300), (300, 341)]  # neither is the window; not square

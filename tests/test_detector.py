@@ -6,9 +6,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import TINY
+from helpers import TINY, with_random_boxes
 from PIL import Image
-from test_localization import NAMES, _reference, _with_random_boxes
+from reference import localize_reference
+from test_localization import NAMES
 
 import overfeat_tf as of
 from overfeat_tf import cli
@@ -27,7 +28,7 @@ def detector_model():
     # Seeded: the weights must not depend on which tests ran before.
     keras.utils.set_random_seed(3)
     classifier = of.overfeat_fast(len(NAMES), width=TINY, class_names=NAMES)
-    return _with_random_boxes(of.with_background(classifier), np.random.default_rng(2))
+    return with_random_boxes(of.with_background(classifier), np.random.default_rng(2))
 
 
 @pytest.mark.parametrize(
@@ -55,7 +56,7 @@ def test_detector_equals_an_independent_composition(
     )
     got = {name: value.numpy() for name, value in detector(image).items()}
     classes = len(NAMES)  # the background (the last class) is never detected
-    boxes, scores, labels = _reference(
+    boxes, scores, labels = localize_reference(
         detector_model,
         image,
         scales,

@@ -68,9 +68,7 @@ def _in_process(runners, task, images):
     """The pipeline's own outputs, renamed as the signatures name them."""
     localizer, detector = runners
     if task == "classify":
-        classifier = Classifier(
-            localizer.model, scales=localizer.scales, flips=localizer.flips
-        )
+        classifier = Classifier(localizer.model, localizer.settings)
         out = classifier(images)
         return {
             "classes": out["top_k_ids"],

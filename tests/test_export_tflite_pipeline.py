@@ -82,7 +82,7 @@ def files(models):
 def _served(runner, images):
     """The runner's own outputs, named as the file names them."""
     out = runner(np.stack(images))
-    if isinstance(runner, Localizer):  # and Detector: one box schema
+    if not isinstance(runner, Classifier):  # Localizer, Detector: one schema
         return out["boxes"], out["classes"], out["scores"], out["num_detections"]
     return None, out["top_k_ids"], out["top_k_probabilities"], None
 

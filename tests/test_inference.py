@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from helpers import TINY
+from reference import classify_reference, softmax, standardized
 
 import overfeat_tf as of
 from overfeat_tf.data import pipelines
-from overfeat_tf.data.pipelines import MEAN_RGB, STDDEV_RGB
 from overfeat_tf.inference import (
     TABLE5_SIZES,
     Classifier,
@@ -21,37 +21,6 @@ NAMES = [f"class{i}" for i in range(7)]
 @pytest.fixture(scope="module")
 def model():
     return of.overfeat_fast(num_classes=7, width=TINY, class_names=NAMES)
-
-
-def _softmax(x):
-    e = np.exp(x - x.max(-1, keepdims=True))
-    return e / e.sum(-1, keepdims=True)
-
-
-def _resized(image, size):
-    """`image` [H, W, 3] with its shorter side `size`, by hand."""
-    h, w = image.shape[:2]
-    scale = size / min(h, w)
-    shape = [max(round(h * scale), size), max(round(w * scale), size)]
-    shrink = shape[0] * shape[1] < h * w
-    return tf.image.resize(image.astype(np.float32), shape, antialias=shrink).numpy()
-
-
-def _standardized(pixels):
-    return (pixels - np.array(MEAN_RGB)) / np.array(STDDEV_RGB)
-
-
-def _reference(model, image, scales, stride="fine", flips=True):
-    """Per-scale dense maps from `of.dense`, spatial max, mean over views."""
-    net = of.dense(model, stride)
-    maxima = []
-    for size in scales:
-        x = _standardized(_resized(image, size)).astype(np.float32)
-        for view in [x, x[:, ::-1]] if flips else [x]:
-            logits = np.asarray(net(view[None])["class_logits"])[0]
-            maxima.append(_softmax(logits.astype(np.float64)).max(axis=(0, 1)))
-    scores = np.mean(maxima, 0)
-    return scores / scores.sum()
 
 
 def _images(rng, *shape):
@@ -78,7 +47,7 @@ def test_graph_equals_the_composition_of_dense_maps(model, rng):
     for stride in ("fine", "coarse"):
         classifier = Classifier(model, scales=scales, stride=stride)
         got = classifier(image)
-        want = _reference(model, image, scales, stride)
+        want = classify_reference(model, image, scales, stride)
         np.testing.assert_allclose(got["probabilities"], want, rtol=2e-4, atol=1e-6)
         order = np.argsort(-want, kind="stable")[:5]
         np.testing.assert_array_equal(got["top_k_ids"], order)
@@ -91,17 +60,17 @@ def test_graph_equals_the_composition_of_dense_maps(model, rng):
 def test_default_scales_without_flips(model, rng):
     image = _images(rng, 256, 256, 3)
     got = Classifier(model, flips=False)(image)["probabilities"]
-    want = _reference(model, image, paper_scales(model.geometry), flips=False)
+    want = classify_reference(model, image, paper_scales(model.geometry), flips=False)
     np.testing.assert_allclose(got, want, rtol=2e-4, atol=1e-6)
 
 
 def test_one_window_gives_the_plain_softmax(model, rng):
     image = _images(rng, 231, 231, 3)
     got = Classifier(model, scales=[231], stride="coarse", flips=False)(image)
-    logits = model(_standardized(image.astype(np.float32))[None])["class_logits"]
+    logits = model(standardized(image.astype(np.float32))[None])["class_logits"]
     # rtol 1e-4: oneDNN splits float32 sums differently under load.
     np.testing.assert_allclose(
-        got["probabilities"], _softmax(np.asarray(logits)[0, 0, 0]), rtol=1e-4
+        got["probabilities"], softmax(np.asarray(logits)[0, 0, 0]), rtol=1e-4
     )
 
 
@@ -136,22 +105,22 @@ def test_an_image_and_its_mirror_score_the_same_with_flips(model, rng):
 def test_ten_views_equal_the_average_of_the_ten_windows(model, rng):
     image = _images(rng, 256, 300, 3)
     got = Classifier(model).ten_views(image)["probabilities"]
-    x = _standardized(image.astype(np.float32))  # already 256 px short
+    x = standardized(image.astype(np.float32))  # already 256 px short
     w = model.geometry.window
     tops, lefts = (0, 0, 25, 25, 12), (0, 69, 0, 69, 34)
     crops = [x[t : t + w, left : left + w] for t, left in zip(tops, lefts)]
     crops += [c[:, ::-1] for c in crops]
     logits = np.asarray(model(np.stack(crops).astype(np.float32))["class_logits"])
-    want = _softmax(logits[:, 0, 0].astype(np.float64)).mean(0)
+    want = softmax(logits[:, 0, 0].astype(np.float64)).mean(0)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
 
 
 def test_center_crop_is_the_center_window(model, rng):
     image = _images(rng, 300, 256, 3)
     got = Classifier(model).center_crop(image)["probabilities"]
-    x = _standardized(image[34:265, 12:243].astype(np.float32))
+    x = standardized(image[34:265, 12:243].astype(np.float32))
     logits = np.asarray(model(x[None])["class_logits"])[0, 0, 0]
-    np.testing.assert_allclose(got, _softmax(logits.astype(np.float64)), rtol=1e-4)
+    np.testing.assert_allclose(got, softmax(logits.astype(np.float64)), rtol=1e-4)
 
 
 def test_small_large_gray_and_rgba_images(model, rng):
@@ -159,7 +128,7 @@ def test_small_large_gray_and_rgba_images(model, rng):
     small = _images(rng, 60, 90, 3)  # enlarged to each scale
     np.testing.assert_allclose(
         classifier(small)["probabilities"],
-        _reference(model, small, (231, 260)),
+        classify_reference(model, small, (231, 260)),
         rtol=2e-4,
         atol=1e-6,
     )

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import TINY, make_images, normalized
 
 import overfeat_tf as of
-from tests.helpers import TINY, make_images, normalized
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -6,18 +6,18 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import TINY
-from merge_reference import greedy_merge_reference
+from helpers import TINY, with_random_boxes
 from PIL import Image
-from test_inference import _resized, _softmax, _standardized
+from reference import localize_reference, resized, softmax, standardized
 
 import overfeat_tf as of
 from overfeat_tf import boxes as box_ops
 from overfeat_tf import cli
+from overfeat_tf.box_search import cell_windows
 from overfeat_tf.config import load_config
 from overfeat_tf.data import shapes
 from overfeat_tf.inference import paper_scales
-from overfeat_tf.localizer import Localizer, cell_windows
+from overfeat_tf.localizer import Localizer
 from overfeat_tf.metrics import iou, localization_error
 from overfeat_tf.training import prepare, train
 from overfeat_tf.training.localization import (
@@ -29,17 +29,10 @@ from overfeat_tf.training.localization import (
 NAMES = [f"class{i}" for i in range(6)]
 
 
-def _with_random_boxes(model, rng, scale=0.05):
-    """Random weights in the zero-initialized output layer: varied boxes."""
-    layer = model.get_layer(model.spec.regressor_names[-1])
-    layer.set_weights([scale * rng.normal(size=w.shape) for w in layer.get_weights()])
-    return model
-
-
 @pytest.fixture(scope="module")
 def localizer_model():
     base = of.overfeat_fast(len(NAMES), width=TINY, class_names=NAMES)
-    return _with_random_boxes(of.with_regressor(base), np.random.default_rng(1))
+    return with_random_boxes(of.with_regressor(base), np.random.default_rng(1))
 
 
 # === Box coding and targets ===
@@ -146,76 +139,6 @@ def test_loss_and_iou_metric_by_hand(rng):
 # === The localizer graph ===
 
 
-def _reference(
-    model,
-    image,
-    scales,
-    flips,
-    k,
-    threshold,
-    count,
-    classes=None,
-    floor=0.0,
-    least=None,
-    score="sum",
-):
-    """Per-scale dense maps, top-k classes, decoded boxes, NumPy merge.
-
-    `classes` keeps the first classes' probabilities (a detector drops its
-    background); windows under `floor` and merged boxes under `least` go;
-    `score="mean"` scores and ranks merged boxes by their windows' mean.
-    """
-    geometry = model.geometry
-    net = of.dense(model, "fine")
-    height, width = image.shape[:2]
-    boxes, scores, labels = [], [], []
-    for size in scales:
-        x = _resized(image, size)
-        sh, sw = x.shape[:2]
-        views = [x, x[:, ::-1]] if flips else [x]
-        probs, view_boxes = [], []
-        for v, view in enumerate(views):
-            out = net(_standardized(view)[None].astype(np.float32))
-            p = _softmax(np.asarray(out["class_logits"])[0])[..., :classes]
-            windows = geometry.cell_windows(sh, sw, "fine")
-            b = windows + np.asarray(out["boxes"])[0] * geometry.window
-            if v == 1:
-                b = np.stack([sw - b[..., 2], b[..., 1], sw - b[..., 0], b[..., 3]], -1)
-            b = np.concatenate(
-                [
-                    np.minimum(b[..., :2], b[..., 2:]),
-                    np.maximum(b[..., :2], b[..., 2:]),
-                ],
-                -1,
-            )
-            probs.append(p.reshape(-1, p.shape[-1]))
-            view_boxes.append(b.reshape(-1, 4) * np.tile([width / sw, height / sh], 2))
-        p, b = np.concatenate(probs), np.concatenate(view_boxes)
-        for c in np.argsort(-p.max(0), kind="stable")[:k]:
-            boxes.append(b)
-            scores.append(p[:, c])
-            labels.append(np.full(len(b), c))
-    scores, boxes = np.concatenate(scores), np.concatenate(boxes)
-    keep = scores >= floor
-    merged = greedy_merge_reference(
-        boxes[keep].astype(np.float32),
-        scores[keep].astype(np.float32),
-        np.concatenate(labels)[keep],
-        threshold,
-    )
-    if score == "mean":
-        means = merged[1] / merged[3]
-        order = np.argsort(-means, kind="stable")
-        merged = (merged[0][order], means[order], merged[2][order])
-    kept = merged[1] >= (least if least is not None else -np.inf)
-    limits = [width, height, width, height]
-    return (
-        np.clip(merged[0][kept][:count], 0, limits),
-        merged[1][kept][:count],
-        merged[2][kept][:count],
-    )
-
-
 @pytest.mark.parametrize(
     "scales, flips, k, threshold",
     [((256,), False, 1, 0.6), ((256, 294), True, 2, 0.8), ((300,), True, 3, -1.0)],
@@ -233,7 +156,7 @@ def test_localizer_equals_an_independent_composition(
         jit_compile=False,
     )
     got = {name: value.numpy() for name, value in localizer(image).items()}
-    boxes, scores, classes = _reference(
+    boxes, scores, classes = localize_reference(
         localizer_model, image, scales, flips, k, threshold, 5
     )
     n = len(scores)
@@ -254,10 +177,10 @@ def test_batch_equals_single_images_and_center_crop_by_hand(localizer_model, rng
         np.testing.assert_allclose(batch["boxes"][i], single["boxes"], atol=1e-3)
         np.testing.assert_array_equal(batch["classes"][i], single["classes"])
     got = localizer.localize_center_crop(images[0])
-    x = _resized(images[0], 256)  # 256 x 295
+    x = resized(images[0], 256)  # 256 x 295
     top, left = (256 - 231) // 2, (295 - 231) // 2
-    out = localizer_model(_standardized(x[top : top + 231, left : left + 231])[None])
-    probs = _softmax(np.asarray(out["class_logits"])[0, 0, 0])
+    out = localizer_model(standardized(x[top : top + 231, left : left + 231])[None])
+    probs = softmax(np.asarray(out["class_logits"])[0, 0, 0])
     want = np.argsort(-probs)[:5]
     np.testing.assert_array_equal(got["classes"], want)
     np.testing.assert_allclose(got["scores"], probs[want], rtol=1e-4)
@@ -398,7 +321,7 @@ def test_regressor_training_freezes_the_backbone_and_resumes(
 def test_cli_predict_and_evaluate_localize(
     localization_data_dir, tmp_path, rng, capsys
 ):
-    model = _with_random_boxes(
+    model = with_random_boxes(
         of.with_regressor(_saved_backbone(tmp_path / "backbone.keras")), rng
     )
     model.save(tmp_path / "localizer.keras")

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-from merge_reference import greedy_merge_reference, match_score_reference
+from reference import greedy_merge_reference, match_score_reference
 
 from overfeat_tf.merge import greedy_merge, match_score
 

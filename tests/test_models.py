@@ -4,17 +4,11 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import TINY, make_images, normalized, sharpened
+from reference import fc_weights, layer_output
 
 import overfeat_tf as of
 from overfeat_tf.training.recipe import class_map_crossentropy
-from tests.helpers import (
-    TINY,
-    fc_weights,
-    layer_output,
-    make_images,
-    normalized,
-    sharpened,
-)
 
 BUILDERS = [of.overfeat_fast, of.overfeat_accurate]
 

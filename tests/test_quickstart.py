@@ -113,7 +113,6 @@ def test_a_second_run_reuses_every_stage(finished, tfds_dir):
     assert len(reused) == 7  # every stage but the report
     assert again["evaluation"] == summary["evaluation"]
     assert again["training"] == summary["training"]
-    assert again["wall_seconds"] < summary["wall_seconds"]
     # Each stage keeps the time it took when it ran; only the report re-ran.
     assert summary["reused_stages"] == [] and len(summary["stage_seconds"]) == 8
     # Nine values rounded to 0.1 s: at most 0.45 s apart by rounding alone.
