@@ -42,14 +42,14 @@ from typing import Iterable
 import keras
 import numpy as np
 import tensorflow as tf
-from overfeat_tf.export.postprocess import postprocess
 
 from overfeat_tf.boxes import iou
-from overfeat_tf.data.pipelines import MEAN_RGB, STDDEV_RGB
 from overfeat_tf.derived import dense, fold_normalization
 from overfeat_tf.errors import InvalidValueError
+from overfeat_tf.export.postprocess import postprocess
 from overfeat_tf.inference import Classifier
 from overfeat_tf.models import OverFeat
+from overfeat_tf.preprocessing import MEAN_RGB, STDDEV_RGB
 from overfeat_tf.serving import task_graph
 
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")

@@ -116,9 +116,8 @@ def add_parser(commands):
 
 
 def run(args) -> str:
-    from overfeat_tf.export import saved_model
-
     from overfeat_tf import serving
+    from overfeat_tf.export import saved_model
 
     config = common.read_config(args)
     common.writable_folder(args.output, "--output")
@@ -150,9 +149,8 @@ def run(args) -> str:
 
 
 def _export_tflite(args, config) -> str:
-    from overfeat_tf.export import tflite
-
     from overfeat_tf.errors import InvalidValueError
+    from overfeat_tf.export import tflite
 
     if len(args.model or []) > 1:
         raise InvalidValueError("--format tflite exports one --model at a time")
@@ -202,9 +200,8 @@ def _export_tflite(args, config) -> str:
 def _export_tflite_pipeline(args, config, model, representative) -> str:
     import json
 
-    from overfeat_tf.export import saved_model, tflite
-
     from overfeat_tf import serving
+    from overfeat_tf.export import saved_model, tflite
 
     task = model.task
     options = dict(

@@ -24,15 +24,15 @@ import numpy as np
 import tensorflow as tf
 
 from overfeat_tf.architectures import Geometry, check_stride
-from overfeat_tf.data.pipelines import (
+from overfeat_tf.derived import dense
+from overfeat_tf.errors import InvalidTypeError, InvalidValueError
+from overfeat_tf.models import OverFeat
+from overfeat_tf.preprocessing import (
     MAX_ASPECT_RATIO,
     normalize,
     resize,
     smallest_side_shape,
 )
-from overfeat_tf.derived import dense
-from overfeat_tf.errors import InvalidTypeError, InvalidValueError
-from overfeat_tf.models import OverFeat
 
 # Sermanet et al. (2014), Table 5: the shorter side of the six scales of
 # the accurate model, whose window is `_TABLE5_WINDOW`.
@@ -103,7 +103,7 @@ class InferenceSettings:
         max_aspect_ratio: images whose longer side exceeds this many times
             their shorter side are refused (`InvalidArgumentError` naming
             it), as every scale would grow them that many times the scale's
-            square; default `pipelines.MAX_ASPECT_RATIO` (10). The SavedModel
+            square; default `preprocessing.MAX_ASPECT_RATIO` (10). The SavedModel
             and TFLite files keep their runner's bound.
         top_k: classes a classifier returns (default 5, at most the number
             of classes).

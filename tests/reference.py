@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 import overfeat_tf as of
-from overfeat_tf.data.pipelines import MEAN_RGB, STDDEV_RGB
+from overfeat_tf.preprocessing import MEAN_RGB, STDDEV_RGB
 
 
 def layer_output(model, name, images):

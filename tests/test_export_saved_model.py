@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from helpers import TINY
-from overfeat_tf.export import saved_model
-from overfeat_tf.export.saved_model import decode, export_saved_model
 from PIL import Image
 from test_decoding import HUGE
 
 import overfeat_tf as of
 from overfeat_tf import cli
 from overfeat_tf.detector import Detector
+from overfeat_tf.export import saved_model
+from overfeat_tf.export.saved_model import decode, export_saved_model
 from overfeat_tf.inference import Classifier
 from overfeat_tf.localizer import Localizer
 

@@ -8,17 +8,20 @@ import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
 from helpers import TINY, normalized, sharpened
-from overfeat_tf.export import tflite
 
 import overfeat_tf as of
 from overfeat_tf import cli
 from overfeat_tf.data import shapes
-from overfeat_tf.data.pipelines import normalize
+from overfeat_tf.export import tflite
+from overfeat_tf.inference import Classifier
+from overfeat_tf.preprocessing import normalize
 
 
 @pytest.fixture(scope="module")
 def model():
-    """A tiny localizer with sharpened class and box layers."""
+    """A tiny localizer with sharpened class and box layers (seeded: the
+    quantization bounds below hold for these weights)."""
+    keras.utils.set_random_seed(0)
     return sharpened(
         of.with_regressor(of.overfeat_fast(6, width=TINY, class_names=list("abcdef")))
     )
@@ -110,6 +113,21 @@ def test_quantized_files_stay_close_to_the_float_model(converted, model, scenes)
             )
             >= 0.9
         )
+
+
+def test_app_model_is_the_classifier_at_one_scale(converted, model, scenes):
+    # At the image's own scale (no resize) and without flips, the Classifier
+    # is each class's maximum over the app model's probability map, divided
+    # by their sum: the app's file and the pipeline see the same pixels.
+    app = tflite.app_model(model)
+    files = tflite.run_tflite(converted["none"], scenes[:4])
+    for image, from_file in zip(scenes[:4], files):
+        classifier = Classifier(model, scales=(min(image.shape[:2]),), flips=False)
+        want = classifier(image)["probabilities"].numpy()
+        from_keras = app(np.float32(image)[None])["class_probabilities"][0]
+        for probabilities in (from_file["class_probabilities"], from_keras):
+            maxima = np.max(probabilities, axis=(0, 1))
+            np.testing.assert_allclose(maxima / maxima.sum(), want, rtol=1e-4)
 
 
 def _keras_probabilities(model, images):

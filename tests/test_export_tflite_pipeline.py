@@ -10,12 +10,12 @@ import pytest
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 from helpers import TINY, sharpened
-from overfeat_tf.export import postprocess, tflite
 
 import overfeat_tf as of
 from overfeat_tf import cli, merge
 from overfeat_tf.data import shapes
 from overfeat_tf.detector import Detector
+from overfeat_tf.export import postprocess, tflite
 from overfeat_tf.inference import Classifier
 from overfeat_tf.localizer import Localizer
 

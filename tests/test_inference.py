@@ -7,7 +7,7 @@ from helpers import TINY
 from reference import classify_reference, softmax, standardized
 
 import overfeat_tf as of
-from overfeat_tf.data import pipelines
+from overfeat_tf import preprocessing
 from overfeat_tf.inference import (
     TABLE5_SIZES,
     Classifier,
@@ -193,7 +193,7 @@ def test_extreme_aspect_ratios_are_refused_naming_the_limit(model):
     with pytest.raises(ValueError, match="max_aspect_ratio must be"):
         Classifier(model, max_aspect_ratio=0.5)
     with pytest.raises(ValueError, match="max_aspect_ratio=12"):
-        pipelines.smallest_side_shape(1, 13, 231, 12)  # fixed sizes: at trace time
+        preprocessing.smallest_side_shape(1, 13, 231, 12)  # fixed sizes: at trace time
     classifier = Classifier(model, scales=(231,), flips=False)
     for shape in [(1, 1600, 3), (1600, 1, 3), (2, 21, 3)]:
         for run in (classifier, classifier.ten_views, classifier.center_crop):

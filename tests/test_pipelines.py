@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from overfeat_tf import preprocessing
 from overfeat_tf.data import pipelines
 
 
 def unnormalize(images):
-    return np.asarray(images) * pipelines.STDDEV_RGB + pipelines.MEAN_RGB
+    return np.asarray(images) * preprocessing.STDDEV_RGB + preprocessing.MEAN_RGB
 
 
 def coordinate_image(height, width):
@@ -49,7 +50,7 @@ def test_scale_augmentation_crops_windows_of_randomly_resized_images():
     )
     images, _ = next(iter(batches))
     resized = {
-        side: np.asarray(pipelines.resize_smallest_side(tf.constant(image), side))
+        side: np.asarray(preprocessing.resize_smallest_side(tf.constant(image), side))
         for side in range(low - 4, high + 5)
     }
     sides = set()
@@ -183,23 +184,6 @@ def test_detection_augmentation_keeps_boxes_on_their_objects(scale_range, base_s
     assert (targets["labels"].numpy() >= 0).sum() == checked
 
 
-def test_detection_eval_scales_boxes_with_the_image():
-    image = np.zeros((200, 400, 3), np.uint8)
-    ds = tf.data.Dataset.from_tensors(
-        {
-            "image": image,
-            "boxes": np.array([[10, 20, 110, 120]], np.float32),
-            "labels": np.array([3], np.int32),
-            "image_id": "a",
-        }
-    )
-    (example,) = list(pipelines.detection_eval(ds, smallest_side=300, max_boxes=2))
-    assert example["image"].shape == (300, 600, 3)
-    assert example["scale"] == 1.5
-    np.testing.assert_allclose(example["boxes"][0], [15, 30, 165, 180], atol=1e-4)
-    np.testing.assert_array_equal(example["labels"], [3, -1])
-
-
 def test_bad_arguments():
     ds = classification_ds(np.zeros((1, 256, 256, 3), np.uint8), [0])
     with pytest.raises(ValueError, match="window <= smallest_side"):
@@ -224,17 +208,19 @@ def test_static_sizes_resize_like_dynamic_ones_without_a_cond():
         (231, 231, 231),
         (7, 70, 245),  # at max_aspect_ratio (10)
     ]:
-        dynamic = pipelines.smallest_side_shape(tf.constant(h), tf.constant(w), side)
-        assert pipelines.smallest_side_shape(h, w, side) == tuple(
+        dynamic = preprocessing.smallest_side_shape(
+            tf.constant(h), tf.constant(w), side
+        )
+        assert preprocessing.smallest_side_shape(h, w, side) == tuple(
             int(v) for v in dynamic
         )
     image = tf.random.uniform([1, 100, 150, 3], 0, 255, seed=1)
     for size, antialiased in [((120, 180), False), ((50, 75), True)]:
-        static = tf.function(lambda x: pipelines.resize(x, *size))
+        static = tf.function(lambda x: preprocessing.resize(x, *size))
         graph = static.get_concrete_function(tf.TensorSpec([1, 100, 150, 3])).graph
         ops = {op.type for op in graph.get_operations()}
         assert ("ScaleAndTranslate" in ops) == antialiased
         assert not ops & {"If", "StatelessIf"}
-        dynamic = tf.function(lambda x: pipelines.resize(x, *size))
+        dynamic = tf.function(lambda x: preprocessing.resize(x, *size))
         want = dynamic.get_concrete_function(tf.TensorSpec([1, None, None, 3]))(image)
         np.testing.assert_allclose(static(image), want, atol=1e-4)

@@ -10,8 +10,8 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageDraw
 
-from overfeat_tf.data import pipelines
 from overfeat_tf.errors import OverfeatError
+from overfeat_tf.preprocessing import MEAN_RGB, STDDEV_RGB
 from overfeat_tf.visualize import draw_boxes
 
 logger = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ class ValidationImages(keras.callbacks.Callback):
         probs = keras.ops.convert_to_numpy(
             keras.ops.softmax(keras.ops.max(logits, axis=(1, 2)))
         )
-        pixels = self.images * pipelines.STDDEV_RGB + pipelines.MEAN_RGB
+        pixels = self.images * STDDEV_RGB + MEAN_RGB
         pictures = [
             _captioned(image, self.class_names, prob, label)
             for image, prob, label in zip(pixels, probs, self.labels)

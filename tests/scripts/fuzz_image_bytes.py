@@ -25,10 +25,10 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-from overfeat_tf.export.saved_model import export_saved_model  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import overfeat_tf as of  # noqa: E402
+from overfeat_tf.export.saved_model import export_saved_model  # noqa: E402
 from overfeat_tf.inference import Classifier  # noqa: E402
 
 FORMATS = {"PNG": "PNG", "JPEG": "JPEG", "GIF": "GIF", "BMP": "BMP", "WebP": "WEBP"}
