@@ -62,5 +62,22 @@ def pytest_addoption(parser):
     parser.addoption(
         "--run-slow",
         action="store_true",
-        help="the fuzz tests draw 20x their examples (minutes, not seconds)",
+        help="also run the tests marked slow (installs, the quickstart, training "
+        "runs, exports, fuzzing: minutes); with -m slow, only them",
     )
+    parser.addoption(
+        "--long-fuzz",
+        action="store_true",
+        help="the fuzz tests draw 20x their examples (many minutes)",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    """Without --run-slow, the tests marked slow are deselected: the default
+    tier runs in minutes on 2 cores."""
+    if config.getoption("--run-slow"):
+        return
+    slow = [item for item in items if "slow" in item.keywords]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if "slow" not in item.keywords]

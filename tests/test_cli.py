@@ -64,6 +64,7 @@ def test_describe_errors(capsys):
         assert exit_info.value.code == 2
 
 
+@pytest.mark.slow
 def test_train_runs_a_recipe_and_resumes(data_dir, tmp_path, capsys):
     args = [
         "train",
@@ -86,6 +87,7 @@ def test_train_runs_a_recipe_and_resumes(data_dir, tmp_path, capsys):
     assert "already finished its 2 epochs" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_train_resumes_from_the_newest_checkpoint_that_restores(
     data_dir, tmp_path, capsys, caplog
 ):
@@ -329,6 +331,7 @@ def test_damaged_model_files_are_named_in_one_line(saved_model, tmp_path, capsys
         assert message in err and len(err.splitlines()) == 1, err
 
 
+@pytest.mark.slow
 def test_evaluate_prints_table2(saved_model, data_dir, tmp_path, capsys):
     _, run = saved_model
     output = tmp_path / "results.json"
@@ -605,6 +608,7 @@ def test_help_does_not_import_tensorflow(tmp_path):
     assert "--voc-list FILE" in done.stdout and "invalid choice" in done.stderr
 
 
+@pytest.mark.slow
 def test_start_up_notices_are_hidden(tmp_path):
     """TensorFlow's start-up notices (cuInit, oneDNN, ...) stay out of
     stderr when TF_CPP_MIN_LOG_LEVEL is unset."""

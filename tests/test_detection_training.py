@@ -112,6 +112,7 @@ def test_a_detector_starts_from_the_classifier(rng):
     )
 
 
+@pytest.mark.slow
 def test_detection_training_runs_from_a_classifier(detection_data_dir, tmp_path):
     classifier = of.overfeat_fast(10, width=TINY, class_names=shapes.CLASS_NAMES)
     classifier.save(tmp_path / "classifier.keras")

@@ -223,6 +223,7 @@ def test_thousands_of_objects_are_evaluated(detector_model, rng):
     assert 0 <= dense.coco_ap < 0.05 and np.isnan(dense.false_positives_per_empty_image)
 
 
+@pytest.mark.slow
 def test_cli_predict_detect_writes_coco_results(detector_model, tmp_path, rng, capsys):
     detector_model.save(tmp_path / "detector.keras")
     pixels = rng.integers(0, 256, (240, 280, 3), np.uint8)

@@ -22,6 +22,9 @@ from overfeat_tf.export.saved_model import decode, export_saved_model
 from overfeat_tf.inference import Classifier
 from overfeat_tf.localizer import Localizer
 
+# Minutes: run with --run-slow (see conftest.py).
+pytestmark = pytest.mark.slow
+
 NAMES = list("abcdef")
 TASKS = ("classify", "localize", "detect")
 

@@ -16,6 +16,9 @@ from overfeat_tf.export import tflite
 from overfeat_tf.inference import Classifier
 from overfeat_tf.preprocessing import normalize
 
+# Minutes: run with --run-slow (see conftest.py).
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def model():

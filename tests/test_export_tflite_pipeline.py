@@ -19,6 +19,9 @@ from overfeat_tf.export import postprocess, tflite
 from overfeat_tf.inference import Classifier
 from overfeat_tf.localizer import Localizer
 
+# Minutes: run with --run-slow (see conftest.py).
+pytestmark = pytest.mark.slow
+
 SIZE = (240, 300)  # the file's input: shorter side below the smallest scale
 SCALES = (245, 281)
 FILE_OPTIONS = dict(jit_compile=False, max_candidates=1024)

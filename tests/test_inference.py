@@ -11,6 +11,7 @@ from overfeat_tf import preprocessing
 from overfeat_tf.inference import (
     TABLE5_SIZES,
     Classifier,
+    InferenceSettings,
     paper_scales,
     scales_from_factors,
 )
@@ -172,6 +173,22 @@ def test_small_large_gray_and_rgba_images(model, rng):
 def test_non_images_get_clear_errors(model, bad, error, match):
     with pytest.raises(error, match=match):
         Classifier(model, scales=(231,))(bad)
+
+
+def test_settings_and_keywords_build_the_same_runner(model, rng):
+    image = _images(rng, 240, 260, 3)
+    settings = InferenceSettings(scales=(231, 260), flips=False, top_k=3)
+    by_record = Classifier(model, settings)
+    by_keywords = Classifier(model, scales=[231, 260], flips=False, top_k=3)
+    assert by_record.settings == by_keywords.settings
+    np.testing.assert_array_equal(
+        by_record(image)["probabilities"], by_keywords(image)["probabilities"]
+    )
+    # Keywords override the record's fields; no scales means Table 5's six.
+    assert Classifier(model, settings, flips=True).settings.flips
+    assert Classifier(model).settings.scales == paper_scales(model.geometry)
+    with pytest.raises(TypeError, match="bogus"):
+        Classifier(model, bogus=1)
 
 
 def test_bad_settings(model):

@@ -12,6 +12,9 @@ from helpers import TINY, make_images, normalized
 
 import overfeat_tf as of
 
+# Minutes: run with --run-slow (see conftest.py).
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 
 JAX_SCRIPT = textwrap.dedent(

@@ -11,6 +11,9 @@ from overfeat_tf.config import load_config
 from overfeat_tf.data import shapes
 from overfeat_tf.training import prepare
 
+# Minutes: run with --run-slow (see conftest.py).
+pytestmark = pytest.mark.slow
+
 CLASSES = ("circle", "cross")
 SIZE = 96  # photos smaller than the 231 px window: the recipe enlarges them
 STEPS, EPOCHS, BATCH = 25, 8, 16

@@ -12,7 +12,7 @@ from reference import localize_reference, resized, softmax, standardized
 
 import overfeat_tf as of
 from overfeat_tf import boxes as box_ops
-from overfeat_tf import cli
+from overfeat_tf import cli, serving
 from overfeat_tf.box_search import cell_windows
 from overfeat_tf.config import load_config
 from overfeat_tf.data import shapes
@@ -192,6 +192,25 @@ def test_batch_equals_single_images_and_center_crop_by_hand(localizer_model, rng
     )
 
 
+def test_a_localizer_serves_localize_and_classify(localizer_model, rng):
+    localizer = Localizer(localizer_model, scales=(256,), flips=False)
+    images = tf.constant(rng.integers(0, 256, (2, 256, 300, 3)), tf.float32)
+    classes = serving.task_graph(localizer, "classify")(images)
+    want = localizer.classifier(images)
+    np.testing.assert_array_equal(classes["classes"], want["top_k_ids"])
+    # (a graph traced for one shape may round differently from the dynamic one)
+    np.testing.assert_allclose(classes["scores"], want["top_k_probabilities"], 1e-4)
+    boxes = serving.task_graph(localizer, "localize", with_names=False)(images)
+    assert set(boxes) == {"boxes", "classes", "scores", "num_detections"}
+    want = localizer(images)
+    for key in ("classes", "num_detections"):
+        np.testing.assert_array_equal(boxes[key], want[key])
+    np.testing.assert_allclose(boxes["scores"], want["scores"], 1e-4)
+    np.testing.assert_allclose(boxes["boxes"], want["boxes"], atol=0.01)
+    with pytest.raises(ValueError, match="serves"):
+        serving.task_graph(localizer, "detect")
+
+
 def test_localizer_bad_input(rng):
     classifier = of.overfeat_fast(6, width=TINY)
     with pytest.raises(ValueError, match="no box regressor"):
@@ -280,6 +299,7 @@ def _saved_backbone(path, **kwargs):
     return model
 
 
+@pytest.mark.slow
 def test_regressor_training_freezes_the_backbone_and_resumes(
     localization_data_dir, tmp_path
 ):
@@ -318,6 +338,7 @@ def test_regressor_training_freezes_the_backbone_and_resumes(
         prepare(load_config("tiny", [*overrides, f"localize.backbone={renamed}"]))
 
 
+@pytest.mark.slow
 def test_cli_predict_and_evaluate_localize(
     localization_data_dir, tmp_path, rng, capsys
 ):

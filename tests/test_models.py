@@ -315,3 +315,16 @@ def test_bad_images():
         of.dense(model, "finest")
     with pytest.raises(TypeError, match="OverFeat model"):
         of.dense(keras.Sequential([keras.layers.Dense(2)]), "fine")
+
+
+def test_a_model_knows_its_task_and_labels(tmp_path):
+    model = of.overfeat_fast(3, width=TINY)
+    assert model.class_names == ("0", "1", "2") and model.task == "classify"
+    assert of.with_regressor(model).task == "localize"
+    detector = of.with_background(model)
+    assert detector.task == "detect"
+    assert detector.class_names == ("0", "1", "2", "background")
+    path = str(tmp_path / "detector.keras")
+    detector.save(path)
+    loaded = of.load_model(path)
+    assert (loaded.task, loaded.class_names) == (detector.task, detector.class_names)

@@ -23,6 +23,9 @@ import pytest
 from overfeat_tf.training import cluster
 from tests.test_training import ROOT, SCRIPT, TINY, weights
 
+# Minutes: run with --run-slow (see conftest.py).
+pytestmark = pytest.mark.slow
+
 # 3 epochs of 3 steps of 8 images (4 per worker), a checkpoint every 2 steps
 # (so that one lands mid-epoch), one validation batch, batch normalization
 # (its moments are the global batch's on any number of replicas). No XLA: it

@@ -12,6 +12,9 @@ from PIL import Image
 from overfeat_tf import cli, quickstart
 from overfeat_tf.visualize import PREDICTED, TRUTH
 
+# Minutes: run with --run-slow (see conftest.py).
+pytestmark = pytest.mark.slow
+
 PROMISED = [
     "summary.md",
     "summary.json",

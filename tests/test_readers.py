@@ -192,6 +192,7 @@ def test_image_folder_gives_labels_and_class_names(tmp_path, rng):
         readers.load_classification(str(tmp_path), "val")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("folder", ["val", "valid", "validation"])
 def test_validation_split_by_any_common_name(tmp_path, rng, folder):
     # A recipe's "validation" reads a split folder named val or valid.
@@ -205,6 +206,7 @@ def test_validation_split_by_any_common_name(tmp_path, rng, folder):
     assert readers.load_classification(str(tmp_path), "val").num_examples == 1
 
 
+@pytest.mark.slow
 def test_split_aliases_of_voc_and_coco(tmp_path, rng):
     write_voc(tmp_path, rng, split="val")
     voc = readers.load_detection(str(tmp_path / "VOC2007"), "validation")
@@ -260,6 +262,7 @@ def mock_voc_as_dataset(annotations, class_names, rng):
     return as_dataset
 
 
+@pytest.mark.slow
 def test_tfds_voc_and_voc_folder_give_the_same_boxes(tmp_path, rng):
     # At 21 x 27 some value / size * size is not exact in float32 (e.g. 3 / 21).
     grid = [("cat", x, y, x + 2, y + 1) for x in range(1, 26) for y in range(1, 21)]
@@ -463,10 +466,12 @@ def _folder_with_bad_second_image(tmp_path, rng, caplog, data: bytes):
     return tmp_path
 
 
+@pytest.mark.slow
 def test_image_folder_undecodable_image(tmp_path, rng, caplog):
     _folder_with_bad_second_image(tmp_path, rng, caplog, b"garbage")
 
 
+@pytest.mark.slow
 def test_image_folder_huge_header_is_a_bad_record_never_decoded(tmp_path, rng, caplog):
     """A user's folder is checked as requests are: a few bytes declaring a
     huge image (here a GIF in a .png) are refused by their header."""
@@ -551,6 +556,7 @@ def test_argument_checks(tmp_path, rng):
         readers.load_detection(str(tmp_path / "empty"), "train")
 
 
+@pytest.mark.slow
 def test_shuffled_and_unverified_voc_folder(tmp_path, rng):
     write_voc(tmp_path, rng)
     data = readers.load_detection(str(tmp_path), "trainval", shuffle_files=True)
@@ -688,6 +694,7 @@ def test_voc_empty_split_is_an_error_naming_the_split_file(tmp_path, rng, on_bad
         readers.load_detection(str(tmp_path), "val", on_bad=on_bad)
 
 
+@pytest.mark.slow
 def test_voc_class_indices_do_not_depend_on_the_split(tmp_path, rng):
     # val has no cat: its dog and person keep the indices they have in train.
     write_voc(tmp_path, rng, split="train")

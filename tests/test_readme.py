@@ -12,6 +12,9 @@ from PIL import Image
 import overfeat_tf as of
 from overfeat_tf.data import shapes
 
+# Minutes: run with --run-slow (see conftest.py).
+pytestmark = pytest.mark.slow
+
 USAGE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "docs", "usage.md")
 MARKER = "<!-- tests/test_readme.py runs this block"
 

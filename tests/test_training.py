@@ -192,6 +192,7 @@ def test_global_batch_must_split_over_replicas():
         check_global_batch(7, TwoReplicas())
 
 
+@pytest.mark.slow
 def test_training_learns_and_mirrored_equals_one_device(data_dir, tmp_path):
     # XLA cannot run over CPU replicas, so compare both without it. A random
     # class layer starts far above chance loss, so 6 steps surely lower it (a
@@ -219,6 +220,7 @@ def test_training_learns_and_mirrored_equals_one_device(data_dir, tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_uninterrupted_result(data_dir, tmp_path):
     # Checkpoints every 3 steps of 4-step epochs: the kill lands mid-epoch.
     common = [
@@ -265,6 +267,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(data_dir, tmp_path):
 LOOPS = pytest.mark.parametrize("loop", ["fit", "custom"])
 
 
+@pytest.mark.slow
 @LOOPS
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(data_dir, tmp_path, loop):
     overrides = [
@@ -306,6 +309,7 @@ def test_validation_split_on_another_label_map_is_refused(tmp_path):
         task.load_train_and_validation(config)
 
 
+@pytest.mark.slow
 @LOOPS
 def test_weight_average_is_what_validation_and_the_end_of_fit_use(
     data_dir, tmp_path, loop
@@ -351,6 +355,7 @@ def test_weight_average_is_what_validation_and_the_end_of_fit_use(
     assert any(not np.allclose(a, w) for a, w in zip(average, raw[-1]))
 
 
+@pytest.mark.slow
 def test_a_run_with_batch_normalization_resumes(data_dir, tmp_path):
     # Its moving statistics are non-trainable and move in training: resuming
     # must not take them for a frozen backbone that changed.

@@ -39,8 +39,8 @@ import tensorflow as tf
 import overfeat_tf as of
 from overfeat_tf.config import ExperimentConfig, config_to_dict, save_config
 from overfeat_tf.errors import InvalidValueError
-from overfeat_tf.training import callbacks as callback_lib
 from overfeat_tf.training import (
+    batches,
     classification,
     detection,
     localization,
@@ -48,6 +48,7 @@ from overfeat_tf.training import (
     resume,
     task,
 )
+from overfeat_tf.training import callbacks as callback_lib
 from overfeat_tf.training import cluster as cluster_lib
 from overfeat_tf.training.strategy import check_global_batch, make_strategy
 
@@ -224,7 +225,7 @@ def prepare(config: ExperimentConfig) -> Run:
     if cluster is not None:
         _check_workers_agree(strategy, cluster, step, train_data)
 
-    train_dataset = _training_batches(
+    train_dataset = batches.training_batches(
         config, strategy, parts.train_batches, steps_per_epoch, initial_epoch, skip
     )
     validation_dataset = parts.validation_batches(
@@ -232,9 +233,9 @@ def prepare(config: ExperimentConfig) -> Run:
     )
     loop_validation = validation_steps = None
     if train_cfg.custom_loop:
-        validation_steps = _validation_steps(config, parts.validation_data)
+        validation_steps = batches.validation_steps(config, parts.validation_data)
         loop_validation = functools.partial(
-            _distribute,
+            batches.distribute,
             strategy,
             train_cfg.batch_size,
             lambda size: parts.validation_batches(size, True).take(
@@ -268,7 +269,7 @@ def prepare(config: ExperimentConfig) -> Run:
     )
     pictures = train_cfg.image_summaries if chief else 0
     if pictures and config.task == "classify":
-        images, labels = _first_examples(validation_dataset, pictures)
+        images, labels = batches.first_examples(validation_dataset, pictures)
         run_callbacks.append(
             callback_lib.ValidationImages(
                 images, labels, train_data.class_names, log_dir
@@ -346,22 +347,6 @@ def _check_workers_agree(strategy, cluster, step, train_data):
             )
 
 
-def _validation_steps(config, validation_data) -> int:
-    """Whole global batches of one validation pass (every worker must take
-    as many); at most `train.validation_steps`."""
-    steps = (validation_data.num_examples or 0) // config.train.batch_size
-    if config.train.validation_steps:
-        steps = min(steps, config.train.validation_steps)
-    if steps < 1:
-        raise InvalidValueError(
-            f"The validation split {config.data.source}:"
-            f"{config.data.validation_split} has {validation_data.num_examples} "
-            f"examples, fewer than one batch of {config.train.batch_size}, "
-            'which train.loop="custom" needs; lower train.batch_size.'
-        )
-    return steps
-
-
 _TASKS = {
     "classify": classification.classification_parts,
     "localize": localization.localization_parts,
@@ -397,56 +382,3 @@ def train(config: ExperimentConfig) -> keras.callbacks.History:
     history = run.fit(verbose=verbose)
     run.save()
     return history
-
-
-def _training_batches(
-    config, strategy, epoch_batches, steps_per_epoch, initial_epoch, skip
-):
-    """Epochs `initial_epoch`.. as batches; epoch e is seeded by (seed, e).
-
-    `epoch_batches(batch_size, seed)` gives one seeded stream of batches.
-    The batches are built per replica (the global batch split evenly), and
-    each worker keeps every n-th of them, so a step sees the same images
-    on any number of replicas and workers as on one device.
-    """
-    replicas = strategy.num_replicas_in_sync
-
-    def batches(batch_size):
-        def epoch(e):
-            seed = config.seed * 1_000_003 + e
-            return epoch_batches(batch_size, seed).take(steps_per_epoch * replicas)
-
-        # A finished run still gets a (never read) epoch: fit runs none.
-        epochs = range(initial_epoch, config.train.epochs) or [initial_epoch]
-        return functools.reduce(
-            tf.data.Dataset.concatenate, (epoch(e) for e in epochs)
-        ).skip(skip * replicas)
-
-    return _distribute(strategy, config.train.batch_size, batches)
-
-
-def _distribute(strategy, global_batch: int, batches):
-    """`batches(per_replica_batch)`, the stream of one device cut in
-    per-replica batches, spread over the replicas: each worker keeps every
-    n-th batch, so that the replicas of a step together see the images of
-    one global batch."""
-
-    def per_replica(context: tf.distribute.InputContext) -> tf.data.Dataset:
-        stream = batches(context.get_per_replica_batch_size(global_batch))
-        stream = stream.shard(context.num_input_pipelines, context.input_pipeline_id)
-        return stream.prefetch(tf.data.AUTOTUNE)
-
-    if strategy.num_replicas_in_sync == 1:
-        return per_replica(tf.distribute.InputContext())
-    return strategy.distribute_datasets_from_function(per_replica)
-
-
-def _first_examples(dataset, count):
-    images, labels = [], []
-    for batch_images, batch_labels in dataset:
-        images.append(batch_images[:count])
-        labels.append(batch_labels[:count])
-        count -= len(batch_labels)
-        if count <= 0:
-            break
-    return tf.concat(images, 0), tf.concat(labels, 0)
