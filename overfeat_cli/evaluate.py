@@ -51,7 +51,6 @@ def add_parser(commands):
 
 
 def run(args) -> str:
-    import dataclasses
     import json
 
     from overfeat_tf import evaluation
@@ -74,18 +73,10 @@ def run(args) -> str:
         limit=args.limit,
         scale_sizes=args.scale_sizes,
     )
-    if task == "detect":
-        table = evaluation.format_detection_table(results)
-    else:
-        metric = "localization error" if task == "localize" else "error"
-        table = evaluation.format_table(results, metric)
+    rows = evaluation.result_rows(results)
+    table = evaluation.results_table(task, rows)
     where = f"{config.data.source}:{split}"
     if args.output:
-        rows = [
-            {"configuration": r.protocol.name, **dataclasses.asdict(r)} for r in results
-        ]
-        for row in rows:
-            del row["protocol"]
         with open(args.output, "w") as f:
             json.dump({"task": task, "data": where, "results": rows}, f, indent=2)
     return f"{where}, {results[0].num_images} images\n{table}"

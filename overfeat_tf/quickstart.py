@@ -225,7 +225,7 @@ class Stages:
         return reused
 
     def _evaluate(self, task: str) -> list[dict]:
-        from overfeat_tf.evaluation import evaluate_task
+        from overfeat_tf.evaluation import evaluate_task, result_rows
 
         results = evaluate_task(
             self._model(task),
@@ -234,13 +234,8 @@ class Stages:
             scales=self.mode.scales,
             limit=self.mode.eval_limit,
         )
-        rows = []
-        for result in results:
-            row = dataclasses.asdict(result)
-            row["configuration"] = row.pop("protocol")["name"]
-            # No figure (no empty image to count false positives on): null.
-            rows.append({k: None if v != v else v for k, v in row.items()})
-        return rows
+        # No figure (no empty image to count false positives on): null.
+        return result_rows(results)
 
     def _runners(self):
         """The localizer and detector as the exports serve them."""

@@ -8,26 +8,11 @@ import os
 
 import numpy as np
 
+from overfeat_tf.evaluation.protocols import results_table
 from overfeat_tf.tables import markdown_table
 from overfeat_tf.visualize import draw_boxes, save_png
 
 # Columns of the evaluation tables: (row key, header, scale to print).
-_COLUMNS = {
-    "classify": [
-        ("top1_error", "top-1 error (%)", 1),
-        ("top5_error", "top-5 error (%)", 1),
-    ],
-    "localize": [
-        ("top1_error", "top-1 localization error (%)", 1),
-        ("top5_error", "top-5 localization error (%)", 1),
-    ],
-    "detect": [
-        ("voc_ap50", "VOC AP50 (%)", 100),
-        ("coco_ap", "COCO AP (%)", 100),
-        ("coco_ap50", "AP50 (%)", 100),
-        ("false_positives_per_empty_image", "FP per empty image", 1),
-    ],
-}
 _TITLES = {
     "classify": "Classification (Table 2 protocols)",
     "localize": "Localization (ILSVRC error: right class and IoU >= 0.5)",
@@ -149,24 +134,12 @@ def summary_markdown(summary: dict, output_dir: str) -> str:
         ),
     ]
     for task, rows in summary.get("evaluation", {}).items():
-        columns = _COLUMNS[task]
         count = rows[0]["num_images"] if rows else 0
         lines += [
             "",
             f"## {_TITLES[task]}, {count} test images",
             "",
-            markdown_table(
-                ["configuration", *(header for _, header, _ in columns), "images/s"],
-                (
-                    [row["configuration"]]
-                    + [
-                        "n/a" if row[key] is None else f"{row[key] * scale:.2f}"
-                        for key, _, scale in columns
-                    ]
-                    + [f"{row['images_per_second']:.1f}"]
-                    for row in rows
-                ),
-            ),
+            results_table(task, rows),
         ]
     export = summary.get("export")
     if export:

@@ -1,10 +1,10 @@
 """Evaluation in the shape of the paper's tables.
 
-`evaluate_classification` runs every protocol of a list (Table 2's rows)
-over one data set with the shared `inference.Classifier` graph and returns
-top-1 / top-5 error and speed per protocol; `format_table` prints them as
-a markdown table. `evaluate_localization` and `evaluate_detection` do the
-same for the box tasks, and `evaluate_task` runs a recipe's task.
+`evaluate` runs every protocol of a list (Table 2's rows) over one data
+set with the task's runner and returns its figures and speed per protocol
+(`evaluate_classification`, `evaluate_localization` and
+`evaluate_detection` name its three tasks); `results_table` prints them as
+a markdown table, and `evaluate_task` runs a recipe's task.
 
     model = keras.saving.load_model("runs/shapes_fast/model.keras")
     data = readers.load_classification("overfeat_shapes/classification", "test")
@@ -18,6 +18,7 @@ from typing import Sequence
 
 from overfeat_tf.dense_pass import InferenceSettings, check_sizes
 from overfeat_tf.evaluation.loop import (
+    evaluate,
     evaluate_classification,
     evaluate_detection,
     evaluate_localization,
@@ -30,6 +31,8 @@ from overfeat_tf.evaluation.protocols import (
     format_detection_table,
     format_table,
     localization_protocols,
+    result_rows,
+    results_table,
     sizes_protocol,
     table2_protocols,
 )
@@ -41,6 +44,7 @@ __all__ = [
     "Protocol",
     "Result",
     "detection_protocols",
+    "evaluate",
     "evaluate_classification",
     "evaluate_detection",
     "evaluate_localization",
@@ -48,6 +52,8 @@ __all__ = [
     "format_detection_table",
     "format_table",
     "localization_protocols",
+    "result_rows",
+    "results_table",
     "sizes_protocol",
     "table2_protocols",
 ]

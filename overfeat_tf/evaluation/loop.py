@@ -1,6 +1,11 @@
 """The evaluation loop: every protocol of a list over one data set, with
 the task's runner (`Classifier`, `Localizer`, `Detector`), scored as the
-paper scores it (top-1 / top-5 error, localization error, AP)."""
+paper scores it (top-1 / top-5 error, localization error, AP).
+
+`evaluate` is the one loop; each task brings what differs (`_TASKS`): the
+keys it reads, the checks on the labels, its runner per protocol and the
+figures it makes of the outputs.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +28,8 @@ from overfeat_tf.metrics import coco_metrics, localization_error, top_k_error, v
 from overfeat_tf.models import OverFeat
 
 
-def evaluate_classification(
+def evaluate(
+    task: str,
     model: OverFeat,
     dataset: tf.data.Dataset,
     protocols: Sequence[Protocol],
@@ -32,39 +38,73 @@ def evaluate_classification(
     settings: InferenceSettings | None = None,
     verbose: bool = True,
     **options,
-) -> list[Result]:
-    """Top-1 / top-5 error and images/s of each protocol over a data set.
+) -> list:
+    """Each protocol's figures and images/s over one data set.
 
     Args:
-        model: a trained `OverFeat`.
-        dataset: unbatched `{"image": uint8 [H, W, 3], "label": int}`
-            elements, as the readers give (`readers.load_classification`).
-        protocols: the rows to run (`table2_protocols`).
+        task: `"classify"` (top-1 / top-5 error, `Result`), `"localize"`
+            (top-1 / top-5 ILSVRC localization error, `Result`) or
+            `"detect"` (VOC AP50, COCO AP@[.5:.95] / AP50 / AP75 and false
+            positives per empty image, `DetectionResult`).
+        model: a trained `OverFeat` for the task (a box regressor to
+            localize, a background class to detect).
+        dataset: unbatched elements as the readers give them:
+            `{"image", "label"}` to classify (`readers.load_classification`),
+            `{"image", "boxes", "labels"}` (xyxy pixels) for the box tasks
+            (`readers.load_detection`).
+        protocols: the rows (`table2_protocols`, `localization_protocols`,
+            `detection_protocols`).
         limit: evaluate only the first `limit` images.
-        settings: an `InferenceSettings` (its scales, stride and flips are
-            each protocol's); `smallest_side` is the window views' resize
-            (the training size).
+        settings: an `InferenceSettings`; each protocol sets its scales,
+            stride and flips (`smallest_side` is the window views' resize).
         verbose: show a progress bar per protocol.
         **options: overrides of `settings`' fields.
 
     Returns:
-        One `Result` per protocol, in order. Speed counts the whole graph
-        (resizes, dense passes, aggregation) after a warm-up image, not the
-        decoding.
+        One result per protocol, in order. Speed counts the whole graph
+        (resizes, dense passes, aggregation, merge) after a warm-up image,
+        not the decoding.
 
     Raises:
-        ValueError: for an empty data set or labels outside the model's
-            classes.
+        ValueError: for an empty data set, labels outside the model's
+            classes (a detector's object classes), or a detection set
+            without objects.
     """
-    examples = _examples(dataset, limit, "image", "label")
+    keys = ("image", "label") if task == "classify" else ("image", "boxes", "labels")
+    examples = _examples(dataset, limit, *keys)
+    runner, figures = _TASKS[task](model, examples, settings_of(settings, options))
+    images = [example[0] for example in examples]
+    results = []
+    for protocol in protocols:
+        outputs, speed = _timed(runner(protocol), images, protocol, verbose)
+        results.append(figures(protocol, outputs, speed))
+    return results
+
+
+def evaluate_classification(model, dataset, protocols, **kwargs) -> list[Result]:
+    """`evaluate` with `"classify"`: Table 2's top-1 / top-5 errors."""
+    return evaluate("classify", model, dataset, protocols, **kwargs)
+
+
+def evaluate_localization(model, dataset, protocols, **kwargs) -> list[Result]:
+    """`evaluate` with `"localize"`: ILSVRC localization errors."""
+    return evaluate("localize", model, dataset, protocols, **kwargs)
+
+
+def evaluate_detection(model, dataset, protocols, **kwargs) -> list[DetectionResult]:
+    """`evaluate` with `"detect"`: VOC and COCO APs, false positives."""
+    return evaluate("detect", model, dataset, protocols, **kwargs)
+
+
+def _classification(model, examples, settings):
     labels = np.array([int(label) for _, label in examples])
-    settings, top_k = settings_of(settings, options), min(5, model.num_classes)
     bad = labels[(labels < 0) | (labels >= model.num_classes)]
     if bad.size:
         raise InvalidValueError(
             f"Labels must be in [0, {model.num_classes}) for this model. "
             f"Received label {int(bad[0])}."
         )
+    top_k = min(5, model.num_classes)
 
     def runner(protocol):
         classifier = Classifier(
@@ -76,55 +116,16 @@ def evaluate_classification(
             "ten": classifier.ten_views,
         }[protocol.views]
 
-    results = []
-    images = [image for image, _ in examples]
-    for protocol, outputs, speed in _run(protocols, runner, images, verbose):
+    def figures(protocol, outputs, speed):
         probabilities = np.stack([out["probabilities"].numpy() for out in outputs])
-        results.append(
-            Result(
-                protocol,
-                top_k_error(probabilities, labels, 1),
-                top_k_error(probabilities, labels, min(5, model.num_classes)),
-                speed,
-                len(examples),
-            )
-        )
-    return results
+        errors = (top_k_error(probabilities, labels, k) for k in (1, top_k))
+        return Result(protocol, *errors, speed, len(labels))
+
+    return runner, figures
 
 
-def evaluate_localization(
-    model: OverFeat,
-    dataset: tf.data.Dataset,
-    protocols: Sequence[Protocol],
-    *,
-    limit: int | None = None,
-    settings: InferenceSettings | None = None,
-    verbose: bool = True,
-    **options,
-) -> list[Result]:
-    """Top-1 / top-5 ILSVRC localization error and images/s per protocol.
-
-    Args:
-        model: an `OverFeat` with a box regressor.
-        dataset: unbatched `{"image", "boxes", "labels"}` elements, as
-            `readers.load_detection` gives (boxes xyxy pixels).
-        protocols: the rows (`localization_protocols`).
-        limit: evaluate only the first `limit` images.
-        settings: an `InferenceSettings` (its scales, stride and flips are
-            each protocol's; `top_k_classes` at most the model's classes).
-        verbose: show a progress bar per protocol.
-        **options: overrides of `settings`' fields.
-
-    Returns:
-        One `Result` per protocol (errors are localization errors, %).
-
-    Raises:
-        ValueError: for an empty data set, or ground truth with x2 < x1.
-    """
-    examples = _examples(dataset, limit, "image", "labels", "boxes")
-    truth = [(labels, boxes) for _, labels, boxes in examples]
-    images = [image for image, _, _ in examples]
-    settings = settings_of(settings, options)
+def _localization(model, examples, settings):
+    truth = [(labels, boxes) for _, boxes, labels in examples]
     top_k_classes = min(settings.top_k_classes, model.num_classes)
     settings = dataclasses.replace(settings, top_k_classes=top_k_classes)
 
@@ -136,59 +137,15 @@ def evaluate_localization(
             "whole": lambda image: _whole_image(localizer.classifier, image),
         }[protocol.views]
 
-    results = []
-    for protocol, outputs, speed in _run(protocols, runner, images, verbose):
+    def figures(protocol, outputs, speed):
         guesses = [(o["classes"].numpy(), o["boxes"].numpy()) for o in outputs]
-        results.append(
-            Result(
-                protocol,
-                localization_error(guesses, truth, 1),
-                localization_error(guesses, truth, 5),
-                speed,
-                len(examples),
-            )
-        )
-    return results
+        errors = (localization_error(guesses, truth, k) for k in (1, 5))
+        return Result(protocol, *errors, speed, len(truth))
+
+    return runner, figures
 
 
-def _whole_image(classifier: Classifier, image) -> dict:
-    """The center crop's top classes, each boxed by the whole image."""
-    out = classifier.center_crop(image)
-    height, width = np.shape(image)[:2]
-    classes = out["top_k_ids"]
-    boxes = np.tile([[0.0, 0.0, width, height]], (len(classes), 1))
-    return {"classes": classes, "boxes": tf.constant(boxes, tf.float32)}
-
-
-def evaluate_detection(
-    model: OverFeat,
-    dataset: tf.data.Dataset,
-    protocols: Sequence[Protocol],
-    *,
-    limit: int | None = None,
-    settings: InferenceSettings | None = None,
-    verbose: bool = True,
-    **options,
-) -> list[DetectionResult]:
-    """VOC AP50, COCO AP@[.5:.95] / AP50 / AP75, false positives per empty
-    image and images/s of each protocol.
-
-    Args:
-        model: a detector (`Detector`'s requirements).
-        dataset: unbatched `{"image", "boxes", "labels"}` elements, as
-            `readers.load_detection` gives.
-        protocols: the rows (`detection_protocols`).
-        limit: evaluate only the first `limit` images.
-        settings: an `InferenceSettings` (its scales, stride and flips are
-            each protocol's), as `Detector` reads it.
-        verbose: show a progress bar per protocol.
-        **options: overrides of `settings`' fields.
-
-    Raises:
-        ValueError: for an empty data set, a data set without objects, or a
-            label outside the detector's object classes.
-    """
-    examples = _examples(dataset, limit, "image", "boxes", "labels")
+def _detection(model, examples, settings):
     classes = model.num_classes - 1
     for index, (_, _, labels) in enumerate(examples):
         bad = labels[labels >= classes]
@@ -199,9 +156,7 @@ def evaluate_detection(
                 f"image {index} of the data set."
             )
     truth = [(boxes, labels) for _, boxes, labels in examples]
-    images = [image for image, _, _ in examples]
     empty = [i for i, (_, labels) in enumerate(truth) if not (labels >= 0).any()]
-    settings = settings_of(settings, options)
     max_detections = settings.max_detections or MAX_DETECTIONS
 
     def runner(protocol):
@@ -209,31 +164,42 @@ def evaluate_detection(
             return _random_detector(classes, max_detections)
         return Detector(model, _protocol_settings(settings, protocol))
 
-    results = []
-    for protocol, outputs, speed in _run(protocols, runner, images, verbose):
+    def figures(protocol, outputs, speed):
         found = []
         for out in outputs:
             n = int(out["num_detections"])
-            found.append(
-                tuple(
-                    np.asarray(out[key])[:n] for key in ("boxes", "scores", "classes")
-                )
-            )
+            keys = ("boxes", "scores", "classes")
+            found.append(tuple(np.asarray(out[key])[:n] for key in keys))
         coco = coco_metrics(found, truth, max_detections)
         fp = [len(found[i][1]) for i in empty]
-        results.append(
-            DetectionResult(
-                protocol,
-                voc_ap(found, truth)[0],
-                coco["AP"],
-                coco["AP50"],
-                coco["AP75"],
-                float(np.mean(fp)) if fp else float("nan"),
-                speed,
-                len(examples),
-            )
+        return DetectionResult(
+            protocol,
+            voc_ap(found, truth)[0],
+            coco["AP"],
+            coco["AP50"],
+            coco["AP75"],
+            float(np.mean(fp)) if fp else float("nan"),
+            speed,
+            len(truth),
         )
-    return results
+
+    return runner, figures
+
+
+_TASKS = {
+    "classify": _classification,
+    "localize": _localization,
+    "detect": _detection,
+}
+
+
+def _whole_image(classifier: Classifier, image) -> dict:
+    """The center crop's top classes, each boxed by the whole image."""
+    out = classifier.center_crop(image)
+    height, width = np.shape(image)[:2]
+    classes = out["top_k_ids"]
+    boxes = np.tile([[0.0, 0.0, width, height]], (len(classes), 1))
+    return {"classes": classes, "boxes": tf.constant(boxes, tf.float32)}
 
 
 def _random_detector(classes: int, count: int, seed: int = 0):
@@ -276,14 +242,6 @@ def _examples(dataset, limit: int | None, *keys: str) -> list[tuple]:
     if not examples:
         raise InvalidValueError("The evaluation data set has no images.")
     return examples
-
-
-def _run(protocols, runner, images, verbose):
-    """The one evaluation loop: `runner(protocol)` over `images` for each
-    protocol, yielding (protocol, outputs, images/s)."""
-    for protocol in protocols:
-        outputs, speed = _timed(runner(protocol), images, protocol, verbose)
-        yield protocol, outputs, speed
 
 
 def _timed(run, images, protocol, verbose):

@@ -128,30 +128,67 @@ def detection_protocols(
     ]
 
 
+def _error_columns(metric: str) -> list[tuple[str, str, float]]:
+    return [
+        ("top1_error", f"top-1 {metric} (%)", 1),
+        ("top5_error", f"top-5 {metric} (%)", 1),
+    ]
+
+
+# Each task's figures in a table: (result field, column header, factor).
+COLUMNS = {
+    "classify": _error_columns("error"),
+    "localize": _error_columns("localization error"),
+    "detect": [
+        ("voc_ap50", "VOC AP50 (%)", 100),
+        ("coco_ap", "COCO AP (%)", 100),
+        ("coco_ap50", "AP50 (%)", 100),
+        ("coco_ap75", "AP75 (%)", 100),
+        ("false_positives_per_empty_image", "FP per empty image", 1),
+    ],
+}
+
+
+def result_rows(results: Sequence[Result | DetectionResult]) -> list[dict]:
+    """Results as JSON-ready rows: the protocol's name as `configuration`,
+    then every figure (a figure that could not be measured, NaN, as None)."""
+    rows = []
+    for result in results:
+        row = dataclasses.asdict(result)
+        row = {"configuration": row.pop("protocol")["name"], **row}
+        rows.append(
+            {key: None if value != value else value for key, value in row.items()}
+        )
+    return rows
+
+
+def results_table(task: str, rows: Sequence[dict]) -> str:
+    """`result_rows` (or the same rows read back from JSON) of `task` as a
+    markdown table: its figures (`COLUMNS`) and images/s."""
+    return _table(COLUMNS[task], rows)
+
+
 def format_table(results: Sequence[Result], metric: str = "error") -> str:
     """The results as a markdown table shaped like Table 2 (`metric` names
     the error columns, e.g. "localization error")."""
-    header = ["configuration", f"top-1 {metric} (%)", f"top-5 {metric} (%)"]
-    return markdown_table(
-        [*header, "images/s"],
-        (
-            [r.protocol.name, f"{r.top1_error:.2f}", f"{r.top5_error:.2f}"]
-            + [f"{r.images_per_second:.1f}"]
-            for r in results
-        ),
-    )
+    return _table(_error_columns(metric), result_rows(results))
 
 
 def format_detection_table(results: Sequence[DetectionResult]) -> str:
     """The detection results as a markdown table (APs in %)."""
-    header = ["configuration", "VOC AP50", "COCO AP", "AP50", "AP75"]
+    return results_table("detect", result_rows(results))
+
+
+def _table(columns, rows) -> str:
     return markdown_table(
-        [*header, "FP per empty image", "images/s"],
+        ["configuration", *(header for _, header, _ in columns), "images/s"],
         (
-            [r.protocol.name]
-            + [f"{100 * ap:.2f}" for ap in (r.voc_ap50, r.coco_ap, r.coco_ap50)]
-            + [f"{100 * r.coco_ap75:.2f}", f"{r.false_positives_per_empty_image:.2f}"]
-            + [f"{r.images_per_second:.1f}"]
-            for r in results
+            [row["configuration"]]
+            + [
+                "n/a" if row[key] is None else f"{row[key] * factor:.2f}"
+                for key, _, factor in columns
+            ]
+            + [f"{row['images_per_second']:.1f}"]
+            for row in rows
         ),
     )
