@@ -15,13 +15,15 @@ from overfeat_tf.data import shapes
 # Minutes: run with --run-slow (see conftest.py).
 pytestmark = pytest.mark.slow
 
-USAGE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "docs", "usage.md")
+ROOT = os.path.dirname(os.path.dirname(__file__))
+USAGE = os.path.join(ROOT, "docs", "usage.md")
+README = os.path.join(ROOT, "README.md")
 MARKER = "<!-- tests/test_readme.py runs this block"
 
 
-def _blocks():
-    """The Python blocks docs/usage.md marks as run by this file, in order."""
-    text = open(USAGE, encoding="utf-8").read()
+def _blocks(path=USAGE):
+    """The Python blocks a page marks as run by this file, in order."""
+    text = open(path, encoding="utf-8").read()
     pattern = re.escape(MARKER) + r"[^\n]*-->\n```python\n(.*?)```"
     return re.findall(pattern, text, re.DOTALL)
 
@@ -119,3 +121,31 @@ def test_readme_examples_run(image_folder, tmp_path, monkeypatch):
     np.testing.assert_array_equal(
         scope["backbone"].get_layer("conv1").kernel.numpy(), before
     )
+
+
+def test_readme_script_runs(data_dir, tmp_path, monkeypatch):
+    """README's own example, on the tiny recipe and the session's data."""
+    (script,) = _blocks(README)
+    monkeypatch.chdir(tmp_path)
+    scope = {}
+    exec(
+        _swap(
+            script,
+            {
+                'load_config("shapes_fast")': (
+                    f'load_config("tiny", ["data.data_dir={data_dir}", '
+                    '"output_dir=runs/shapes_fast"])'
+                ),
+                '"test")': f'"test", data_dir={data_dir!r})',
+            },
+        ),
+        scope,
+    )
+    out, test = scope["out"], scope["test"]
+    assert os.path.exists("runs/shapes_fast/model.keras")
+    assert scope["classifier"].settings.scales == of.inference.paper_scales(
+        scope["classifier"].model.geometry
+    )
+    names = [name.decode() for name in out["top_k_names"].numpy()]
+    assert len(names) == 5 and set(names) <= set(test.class_names)
+    assert abs(float(np.sum(out["probabilities"])) - 1) < 1e-5
