@@ -26,12 +26,12 @@ import tensorflow as tf  # noqa: E402
 from speed import matmul_ceiling, median_seconds  # noqa: E402
 
 import overfeat_tf as of  # noqa: E402
-from overfeat_tf.data.pipelines import (  # noqa: E402
+from overfeat_tf.inference import Classifier, paper_scales  # noqa: E402
+from overfeat_tf.preprocessing import (  # noqa: E402
     normalize,
     resize,
     smallest_side_shape,
 )
-from overfeat_tf.inference import Classifier, paper_scales  # noqa: E402
 
 BUILDERS = {"fast": of.overfeat_fast, "accurate": of.overfeat_accurate}
 IMAGE = (375, 500)

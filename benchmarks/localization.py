@@ -32,15 +32,15 @@ from inference import BUILDERS, IMAGE  # noqa: E402
 from speed import median_seconds  # noqa: E402
 
 import overfeat_tf as of  # noqa: E402
-from overfeat_tf.data.pipelines import (  # noqa: E402
-    normalize,
-    resize,
-    smallest_side_shape,
-)
 from overfeat_tf.detector import Detector  # noqa: E402
 from overfeat_tf.inference import paper_scales  # noqa: E402
 from overfeat_tf.localizer import Localizer  # noqa: E402
 from overfeat_tf.merge import greedy_merge  # noqa: E402
+from overfeat_tf.preprocessing import (  # noqa: E402
+    normalize,
+    resize,
+    smallest_side_shape,
+)
 
 
 def network_alone(model, image, scales):

@@ -35,10 +35,10 @@ import tensorflow as tf  # noqa: E402
 import overfeat_tf as of  # noqa: E402
 from overfeat_tf.config import load_config  # noqa: E402
 from overfeat_tf.data import readers  # noqa: E402
-from overfeat_tf.data.pipelines import resize_smallest_side  # noqa: E402
 from overfeat_tf.data.shapes import render  # noqa: E402
 from overfeat_tf.export import tflite  # noqa: E402
 from overfeat_tf.inference import Classifier, paper_scales  # noqa: E402
+from overfeat_tf.preprocessing import resize_smallest_side  # noqa: E402
 from overfeat_tf.serving import runner_for  # noqa: E402
 
 
