@@ -1,11 +1,13 @@
-"""Training throughput of a recipe on this machine: fp32 vs bf16, and the
-cost of batch normalization.
+"""Training throughput of a recipe on this machine: fp32 vs bf16, with and
+without XLA, and the cost of batch normalization.
 
 Runs the compiled training step of the recipe's task (its model, optimizer,
-loss, metrics and XLA setting) on one fixed batch from the recipe's own
-training pipeline, in float32 and in mixed bfloat16, each without and with
-batch normalization (`model.normalization`), side by side in one run, and
-prints images/s and the ratios; then the input pipeline alone
+loss and metrics) on one fixed batch from the recipe's own training
+pipeline, in float32 and in mixed bfloat16, each with and without XLA
+(`train.jit_compile`), then with batch normalization (`model.normalization`,
+under the recipe's XLA setting), side by side in one run, and prints
+images/s, the ratios and the machine's AMX flags (bf16 is fast only with
+AMX); then the input pipeline alone
 (augmentation and, for detection, the window labels), in images/s, which
 bounds `model.fit` from the other side.
 
@@ -30,6 +32,8 @@ import tensorflow as tf  # noqa: E402
 
 from overfeat_tf.config import load_config  # noqa: E402
 from overfeat_tf.training import experiment  # noqa: E402
+
+PRECISIONS = ("float32", "mixed_bfloat16")
 
 
 def images_per_second(name, overrides, precision, steps):
@@ -61,29 +65,41 @@ def main():
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("overrides", nargs="*", help="key=value recipe overrides")
     args = parser.parse_args()
+    recipe = load_config(args.config, args.overrides).train.jit_compile
+    rows = [
+        (xla, precision, "none") for xla in (True, False) for precision in PRECISIONS
+    ]
+    rows += [(recipe, precision, "batch") for precision in PRECISIONS]
     rates = {}
-    for normalization in ("none", "batch"):
-        for precision in ("float32", "mixed_bfloat16"):
-            overrides = [*args.overrides, f"model.normalization={normalization}"]
-            rates[precision, normalization], config, parts = images_per_second(
-                args.config, overrides, precision, args.steps
-            )
+    for xla, precision, normalization in rows:
+        overrides = [
+            *args.overrides,
+            f"model.normalization={normalization}",
+            f"train.jit_compile={str(xla).lower()}",
+        ]
+        rates[xla, precision, normalization], config, parts = images_per_second(
+            args.config, overrides, precision, args.steps
+        )
     pipeline = pipeline_images_per_second(parts, config.train.batch_size, args.steps)
     cpuinfo = Path("/proc/cpuinfo")
-    amx = "amx" in cpuinfo.read_text() if cpuinfo.exists() else "unknown"
+    flags = set(cpuinfo.read_text().split()) if cpuinfo.exists() else set()
+    amx = ", ".join(sorted(f for f in flags if f.startswith("amx"))) or "none"
     print(
         f"{args.config} ({config.task}): {config.model.network} width "
-        f"{config.model.width}, batch {config.train.batch_size}, XLA "
-        f"{config.train.jit_compile}, {os.cpu_count()} cores, AMX {amx}"
+        f"{config.model.width}, batch {config.train.batch_size}, recipe's XLA "
+        f"{recipe}, {os.cpu_count()} cores, AMX: {amx}"
     )
-    print("| precision | normalization | images/s |\n|---|---|---|")
-    for (precision, normalization), rate in rates.items():
-        print(f"| {precision} | {normalization} | {rate:.1f} |")
-    for normalization in ("none", "batch"):
-        ratio = rates["mixed_bfloat16", normalization] / rates["float32", normalization]
-        print(f"mixed_bfloat16 / float32 ({normalization}): {ratio:.2f}x")
-    for precision in ("float32", "mixed_bfloat16"):
-        ratio = rates[precision, "batch"] / rates[precision, "none"]
+    print("| XLA | precision | normalization | images/s |\n|---|---|---|---|")
+    for (xla, precision, normalization), rate in rates.items():
+        print(f"| {xla} | {precision} | {normalization} | {rate:.1f} |")
+    for precision in PRECISIONS:
+        ratio = rates[True, precision, "none"] / rates[False, precision, "none"]
+        print(f"XLA / no XLA ({precision}): {ratio:.2f}x")
+    for xla in (True, False):
+        ratio = rates[xla, PRECISIONS[1], "none"] / rates[xla, PRECISIONS[0], "none"]
+        print(f"mixed_bfloat16 / float32 (XLA {xla}): {ratio:.2f}x")
+    for precision in PRECISIONS:
+        ratio = rates[recipe, precision, "batch"] / rates[recipe, precision, "none"]
         print(f"batch / no normalization ({precision}): {ratio:.2f}x")
     print(f"input pipeline alone: {pipeline:.1f} images/s")
 

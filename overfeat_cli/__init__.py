@@ -85,15 +85,36 @@ _START_UP_NOTICES = re.compile(
 )
 
 
-def _start_tensorflow():
-    """Import TensorFlow and find its devices, with its start-up notices
-    filtered out of stderr (every other line it writes is kept).
+# Commands that only run the inference graphs. oneDNN's convolutions run
+# the fully connected layers (weight-bound at these batch sizes) 3x slower
+# than TensorFlow's own Eigen kernels: with TF_ENABLE_ONEDNN_OPTS=0 the
+# graphs ran 1.7-3.6x faster (benchmarks/threads.py), while training ran
+# 2.8x slower and lost bf16 on AMX (benchmarks/training.py). So these
+# commands default to Eigen, and train and quickstart keep oneDNN.
+INFERENCE_COMMANDS = ("evaluate", "predict", "export", "describe")
 
-    TF_CPP_MIN_LOG_LEVEL defaults to 2 (TensorFlow's own warnings off);
-    a user's setting is kept, and 0 also keeps the notices.
+
+def tensorflow_environment(command: str) -> dict:
+    """The environment defaults `command` starts TensorFlow with (a value
+    the user set is kept)."""
+    defaults = {"TF_CPP_MIN_LOG_LEVEL": "2"}  # TensorFlow's own warnings off
+    if command in INFERENCE_COMMANDS:
+        defaults["TF_ENABLE_ONEDNN_OPTS"] = "0"
+    return defaults
+
+
+def _start_tensorflow(command: str):
+    """Import TensorFlow (with `tensorflow_environment(command)`'s defaults)
+    and find its devices, with its start-up notices filtered out of stderr
+    (every other line it writes is kept). TF_CPP_MIN_LOG_LEVEL=0 also keeps
+    the notices. In a process that imported TensorFlow already (a command
+    run in-process), the defaults could no longer apply: nothing is set.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if "tensorflow" in sys.modules or os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0":
+    if "tensorflow" in sys.modules:
+        return
+    for key, value in tensorflow_environment(command).items():
+        os.environ.setdefault(key, value)
+    if os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0":
         return
     # The notices come from C++ code, so fd 2 itself goes to a file meanwhile.
     sys.stderr.flush()
@@ -120,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     args, unknown = build_parser().parse_known_args(argv)
     if unknown:
         args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-    _start_tensorflow()
+    _start_tensorflow(args.command)
     if not sys.stdout.isatty():  # a log file: no tfds progress bars in it
         import tensorflow_datasets as tfds
 

@@ -644,3 +644,28 @@ def test_a_bug_keeps_its_traceback(monkeypatch, capsys):
     monkeypatch.setitem(cli.COMMANDS, "describe", missing)
     assert cli.main(["describe"]) == 2
     assert "'/no/such/folder/file.txt'" in capsys.readouterr().err
+
+
+def test_inference_commands_default_to_eigen_and_training_keeps_onednn():
+    assert (
+        overfeat_cli.tensorflow_environment("predict")["TF_ENABLE_ONEDNN_OPTS"] == "0"
+    )
+    for command in ("train", "quickstart"):
+        assert "TF_ENABLE_ONEDNN_OPTS" not in overfeat_cli.tensorflow_environment(
+            command
+        )
+
+
+@pytest.mark.slow
+def test_the_onednn_default_applies_before_tensorflow_and_keeps_the_users():
+    code = (
+        "import os, overfeat_cli; overfeat_cli._start_tensorflow('predict'); "
+        "print(os.environ['TF_ENABLE_ONEDNN_OPTS'])"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    for user, expected in [(None, "0"), ("1", "1")]:
+        run_env = env if user is None else {**env, "TF_ENABLE_ONEDNN_OPTS": user}
+        done = subprocess.run(
+            [sys.executable, "-c", code], env=run_env, capture_output=True, text=True
+        )
+        assert done.stdout.strip() == expected, done.stderr
