@@ -87,10 +87,11 @@ _START_UP_NOTICES = re.compile(
 
 # Commands that only run the inference graphs. oneDNN's convolutions run
 # the fully connected layers of the fine-stride graphs (weight-bound at
-# these batch sizes) up to 5x slower than TensorFlow's own Eigen kernels: with TF_ENABLE_ONEDNN_OPTS=0 the
-# graphs ran 1.7-3.6x faster (benchmarks/threads.py), while training ran
-# 2.8x slower and lost bf16 on AMX (benchmarks/training.py). So these
-# commands default to Eigen, and train and quickstart keep oneDNN.
+# these batch sizes) up to 5x slower than TensorFlow's own Eigen kernels:
+# with TF_ENABLE_ONEDNN_OPTS=0 the graphs ran 1.7-3.6x faster
+# (benchmarks/threads.py), while training ran 2.8x slower and lost bf16 on
+# AMX (benchmarks/training.py). So these commands default to Eigen, and
+# train and quickstart keep oneDNN.
 INFERENCE_COMMANDS = ("evaluate", "predict", "export", "describe")
 
 
