@@ -46,39 +46,35 @@ def measure(repeats: int) -> dict:
 
     import overfeat_tf as of
     from overfeat_tf.inference import Classifier, paper_scales
+    from overfeat_tf.preprocessing import smallest_side_shape
 
     rng = np.random.default_rng(0)
     image = tf.constant(rng.integers(0, 256, (1, 375, 500, 3)), tf.float32)
     window = tf.constant(rng.integers(0, 256, (1, 231, 231, 3)), tf.float32)
     fast, accurate = of.overfeat_fast(1000), of.overfeat_accurate(1000)
+    accurate_first = paper_scales(accurate.geometry, [1])
     runners = {
-        CASES[0]: (Classifier(fast), image, paper_scales(fast.geometry)),
-        CASES[1]: (Classifier(fast, scales=(231,), flips=False), window, (231,)),
-        CASES[2]: (
-            Classifier(
-                accurate, scales=paper_scales(accurate.geometry, [1]), flips=False
-            ),
-            image,
-            paper_scales(accurate.geometry, [1]),
-        ),
+        CASES[0]: (Classifier(fast), image),
+        CASES[1]: (Classifier(fast, scales=(231,), flips=False), window),
+        CASES[2]: (Classifier(accurate, scales=accurate_first, flips=False), image),
     }
     ceiling = matmul_ceiling(tf.float32, repeats)
     figures = {"ceiling_gflops": ceiling}
-    for case, (runner, pixels, scales) in runners.items():
+    for case, (runner, pixels) in runners.items():
         seconds = median_seconds(
             lambda: runner.serve(pixels)["probabilities"], repeats=repeats
         )
-        model = runner.model
-        flips = 2 if runner.settings.flips else 1
-        stride = runner.settings.stride
+        model, settings = runner.model, runner.settings
         height, width = pixels.shape[1:3]
-        madds = 0
-        for size in scales:
-            scale = size / min(height, width)
-            shape = (max(round(height * scale), size), max(round(width * scale), size))
-            madds += flips * of.multiply_adds(
-                model.spec, *shape, num_classes=model.num_classes, stride=stride
+        madds = sum(
+            of.multiply_adds(
+                model.spec,
+                *smallest_side_shape(height, width, size),
+                num_classes=model.num_classes,
+                stride=settings.stride,
             )
+            for size in settings.scales
+        ) * (2 if settings.flips else 1)
         figures[case] = {"ms": 1000 * seconds, "gflops": 2 * madds / seconds / 1e9}
     return figures
 
